@@ -1,0 +1,128 @@
+"""Camera model, pose maths and axis conventions, written once (see ../shared/conventions.md).
+
+- Canonical space: ICT neutral face, centimetres, +Y up, +Z out of the face.
+- Camera: OpenCV pinhole, x right, y down, z forward; X_cam = R @ X_canonical + t (t in cm).
+- Image: pixels, origin at the top-left corner (the top-left pixel's centre is (0.5, 0.5)).
+- Head pose angles (degrees) are applied in the canonical frame as R = FRONTAL @ Ry(yaw) @ Rx(pitch) @ Rz(roll):
+  yaw > 0 turns the face towards the subject's own left (image right for a frontal face),
+  pitch > 0 tilts the nose down, roll > 0 tilts the head towards the subject's right shoulder as seen by the camera
+  (counter-clockwise about the canonical +Z axis).
+- Blender: metres, +Z up; canonical +Y -> Blender +Z, canonical +Z -> Blender -Y; the head enters scaled by 0.01.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+# A face looking straight into an OpenCV camera: canonical +Y (up) -> camera -y, canonical +Z (out) -> camera -z.
+FRONTAL = np.diag([1.0, -1.0, -1.0])
+# Blender camera frame = OpenCV camera frame rotated 180 degrees about X (same matrix, by coincidence of axes).
+OPENCV_TO_BLENDER_CAMERA = np.diag([1.0, -1.0, -1.0])
+# Canonical (Y up, Z out) -> Blender world (Z up, face looking down -Y), including centimetres -> metres.
+CANONICAL_TO_BLENDER = 0.01 * np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])
+
+
+def intrinsics(focal_px: float, width: int, height: int, cx: float | None = None, cy: float | None = None) -> np.ndarray:
+    """K for square pixels; the principal point defaults to the image centre."""
+    return np.array([[focal_px, 0.0, width / 2 if cx is None else cx],
+                     [0.0, focal_px, height / 2 if cy is None else cy],
+                     [0.0, 0.0, 1.0]])
+
+
+def focal_from_fov(fov_deg: float, width: int) -> float:
+    """Focal length in pixels for a horizontal field of view in degrees."""
+    return 0.5 * width / np.tan(np.radians(fov_deg) / 2)
+
+
+def fov_from_focal(focal_px: float, width: int) -> float:
+    return float(np.degrees(2 * np.arctan(0.5 * width / focal_px)))
+
+
+def focal_px_to_mm(focal_px: float, width: int, sensor_width_mm: float = 36.0) -> float:
+    return focal_px * sensor_width_mm / width
+
+
+def rotation_x(deg: float) -> np.ndarray:
+    c, s = np.cos(np.radians(deg)), np.sin(np.radians(deg))
+    return np.array([[1, 0, 0], [0, c, -s], [0, s, c]])
+
+
+def rotation_y(deg: float) -> np.ndarray:
+    c, s = np.cos(np.radians(deg)), np.sin(np.radians(deg))
+    return np.array([[c, 0, s], [0, 1, 0], [-s, 0, c]])
+
+
+def rotation_z(deg: float) -> np.ndarray:
+    c, s = np.cos(np.radians(deg)), np.sin(np.radians(deg))
+    return np.array([[c, -s, 0], [s, c, 0], [0, 0, 1]])
+
+
+def pose_to_rotation(yaw: float, pitch: float, roll: float) -> np.ndarray:
+    """Canonical -> camera rotation for head angles in degrees (convention in the module docstring)."""
+    return FRONTAL @ rotation_y(yaw) @ rotation_x(pitch) @ rotation_z(roll)
+
+
+def rotation_to_pose(R: np.ndarray) -> tuple[float, float, float]:
+    """Inverse of `pose_to_rotation`: (yaw, pitch, roll) in degrees, pitch in [-90, 90]."""
+    M = FRONTAL.T @ np.asarray(R, float)  # = Ry(yaw) Rx(pitch) Rz(roll)
+    pitch = np.degrees(np.arcsin(np.clip(-M[1, 2], -1, 1)))
+    yaw = np.degrees(np.arctan2(M[0, 2], M[2, 2]))
+    roll = np.degrees(np.arctan2(M[1, 0], M[1, 1]))
+    return float(yaw), float(pitch), float(roll)
+
+
+def rotation_angle_deg(R_a: np.ndarray, R_b: np.ndarray) -> float:
+    """Geodesic angle between two rotations, degrees."""
+    cos = (np.trace(np.asarray(R_a).T @ np.asarray(R_b)) - 1) / 2
+    return float(np.degrees(np.arccos(np.clip(cos, -1, 1))))
+
+
+def rotation_from_6d(d6: np.ndarray) -> np.ndarray:
+    """Gram-Schmidt of two 3-vectors (Zhou et al. 2019) -> rotation whose first two columns follow them."""
+    d6 = np.asarray(d6, float)
+    a, b = d6[..., 0:3], d6[..., 3:6]
+    x = a / np.linalg.norm(a, axis=-1, keepdims=True)
+    b = b - np.sum(x * b, axis=-1, keepdims=True) * x
+    y = b / np.linalg.norm(b, axis=-1, keepdims=True)
+    z = np.cross(x, y)
+    return np.stack([x, y, z], axis=-1)
+
+
+def to_camera(points: np.ndarray, R: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """Canonical points (N, 3) -> camera coordinates (N, 3)."""
+    return np.asarray(points) @ np.asarray(R).T + np.asarray(t)
+
+
+def project(points_cam: np.ndarray, K: np.ndarray) -> np.ndarray:
+    """Camera-space points (N, 3) -> pixel coordinates (N, 2), image origin at the top-left corner."""
+    p = np.asarray(points_cam) @ np.asarray(K).T
+    return p[..., :2] / p[..., 2:3]
+
+
+def project_canonical(points: np.ndarray, K: np.ndarray, R: np.ndarray, t: np.ndarray) -> np.ndarray:
+    return project(to_camera(points, R, t), K)
+
+
+def opencv_to_blender_camera_matrix(R: np.ndarray, t: np.ndarray) -> np.ndarray:
+    """4x4 world matrix of a Blender camera looking at a head placed at the Blender origin.
+
+    The head (canonical space) is placed in Blender with CANONICAL_TO_BLENDER; the camera that sees it as the
+    OpenCV pose (R, t) describes sits at canonical position -R^T t with orientation R^T, converted to Blender axes.
+    """
+    R = np.asarray(R, float)
+    t = np.asarray(t, float)
+    cam_rot_canonical = R.T @ OPENCV_TO_BLENDER_CAMERA  # Blender-camera axes expressed in canonical space
+    cam_pos_canonical = -R.T @ t
+    A = CANONICAL_TO_BLENDER / 0.01  # pure rotation part
+    M = np.eye(4)
+    M[:3, :3] = A @ cam_rot_canonical
+    M[:3, 3] = CANONICAL_TO_BLENDER @ cam_pos_canonical
+    return M
+
+
+def similarity_from_box(box: np.ndarray, out_size: int, scale: float = 1.0) -> np.ndarray:
+    """2x3 affine mapping an image box (x0, y0, x1, y1) to an out_size square crop (aspect kept, centred)."""
+    x0, y0, x1, y1 = np.asarray(box, float)
+    side = max(x1 - x0, y1 - y0) * scale
+    s = out_size / side
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    return np.array([[s, 0, out_size / 2 - s * cx], [0, s, out_size / 2 - s * cy]])

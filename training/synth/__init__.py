@@ -1,0 +1,1 @@
+"""Synthetic data engine: sampling, appearance, accessories, rendering, annotation styles, sequences, CLI."""
