@@ -35,8 +35,8 @@ MATERIAL_COLOURS = {
 }
 VIEWS = {"frontal": 0.0, "three-quarter": 40.0}   # yaw in degrees; > 0 shows the subject's right cheek
 LIGHT = np.array([-0.3, 0.4, 1.0]) / np.linalg.norm([-0.3, 0.4, 1.0])
-EXTENT = (-9.0, 9.0, -10.5, 10.0)                 # canonical cm shown frontally: x_min, x_max, y_min, y_max
-FACE_CENTRE = np.array([0.0, 0.0, 2.5])           # kept in the middle of a turned view
+EXTENT = (-10.0, 10.0, -11.0, 10.5)               # canonical cm shown frontally: x_min, x_max, y_min, y_max
+FACE_CENTRE = np.array([0.0, 0.0, 5.5])           # kept in the middle of a turned view
 LABEL_LIMIT = 150
 DEPTH_TOLERANCE = 0.25                            # cm a point may sit behind the visible surface
 ZBUFFER_PX_PER_CM = 40
@@ -97,7 +97,9 @@ def _visible(points: np.ndarray, verts: np.ndarray, tris: np.ndarray,
     seen = np.full(len(points), -1)
     seen[inside] = ids[px[inside, 1], px[inside, 0]]
     visible = seen < 0
-    # Depth of the seen triangle's plane at the point: z = a x + b y + c through its three corners.
+    # Depth of the seen triangle's plane at the point: z = a x + b y + c through its three corners. Edge-on
+    # triangles make the system singular: a tiny ridge keeps solve() working, the clamp to the nearest corner
+    # bounds the result.
     hit = np.flatnonzero(seen >= 0)
     tri = corners[seen[hit]]
     lhs = np.concatenate([tri[:, :, :2], np.ones((len(hit), 3, 1))], 2)

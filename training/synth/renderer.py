@@ -21,7 +21,6 @@ MAX_LIGHTS = 4
 _VERTEX_SHADER = """
 #version 330
 uniform mat4 projection;      // OpenCV camera space -> clip space
-uniform float depth_bias;     // cm towards the camera along the view ray: same pixels, wins the depth test
 in vec3 in_position;          // camera space, cm
 in vec3 in_normal;
 in vec2 in_uv;
@@ -32,7 +31,7 @@ void main() {
     v_position = in_position;
     v_normal = in_normal;
     v_uv = in_uv;
-    gl_Position = projection * vec4(in_position - depth_bias * normalize(in_position), 1.0);
+    gl_Position = projection * vec4(in_position, 1.0);
 }
 """
 
@@ -89,7 +88,6 @@ class DrawItem:
     specular: float = 0.1
     shininess: float = 16.0
     wrap: float = 0.0
-    depth_bias: float = 0.0
     part_id: int = 0
 
 
@@ -108,6 +106,7 @@ class RenderResult:
     depth: np.ndarray     # (H*s, W*s) float32 camera z in cm, inf where empty (at the supersampled resolution)
     part_id: np.ndarray   # (H*s, W*s) int32, -1 where empty
     supersample: int
+    base_depth: np.ndarray | None = None  # (H*s, W*s) depth of the items before `snapshot_after`
 
 
 @functools.lru_cache(maxsize=8)
@@ -163,7 +162,7 @@ class Renderer:
         tex = self._textures.get(key)
         if tex is None:
             if len(self._textures) > 64:  # textures are per-sample; don't let the cache grow without bound
-                for old in self._textures.values():
+                for old, _ in self._textures.values():
                     old.release()
                 self._textures.clear()
             image = np.ascontiguousarray(image)
@@ -176,7 +175,9 @@ class Renderer:
         return tex[0]
 
     def render(self, items: list[DrawItem], K: np.ndarray, lighting: Lighting,
-               near: float = 1.0, far: float = 10000.0) -> RenderResult:
+               near: float = 1.0, far: float = 10000.0, snapshot_after: int | None = None) -> RenderResult:
+        """Draw `items` in order. With `snapshot_after=n`, also return the depth of the first n items alone
+        (`RenderResult.base_depth`): the head without its accessories, to tell self-occlusion from occluders."""
         import moderngl
 
         s = self.supersample
@@ -203,7 +204,11 @@ class Renderer:
         # The second target must be cleared to "empty" (inf depth, id -1), which fbo.clear cannot do per target.
         self._depth_id.write(np.tile(np.array([np.inf, -1.0], np.float32),
                                      (self.height * s, self.width * s, 1)).tobytes())
-        for item in items:
+        h, w = self.height * s, self.width * s
+        base_depth = None
+        for k, item in enumerate(items):
+            if k == snapshot_after:
+                base_depth = np.frombuffer(self._depth_id.read(), np.float32).reshape(h, w, 2)[..., 0].copy()
             if len(item.positions) == 0:
                 continue
             uv = item.uv if item.uv is not None else np.zeros((len(item.positions), 2), np.float32)
@@ -222,7 +227,6 @@ class Renderer:
             prog["specular"].value = float(item.specular)
             prog["shininess"].value = float(item.shininess)
             prog["wrap"].value = float(item.wrap)
-            prog["depth_bias"].value = float(item.depth_bias)
             prog["part_id"].value = float(item.part_id)
             vao.render(moderngl.TRIANGLES)
             vao.release()
@@ -230,7 +234,6 @@ class Renderer:
             if ibo is not None:
                 ibo.release()
 
-        h, w = self.height * s, self.width * s
         color = np.frombuffer(self.fbo.read(components=4, attachment=0), np.uint8).reshape(h, w, 4)
         depth_id = np.frombuffer(self._depth_id.read(), np.float32).reshape(h, w, 2)
         covered = (depth_id[..., 1] >= 0).astype(np.float32)
@@ -239,5 +242,8 @@ class Renderer:
             rgb = cv2.resize(rgb, (self.width, self.height), interpolation=cv2.INTER_AREA)
             covered = cv2.resize(covered, (self.width, self.height), interpolation=cv2.INTER_AREA)
         rgb = rgb.astype(np.float32) / 255.0
-        return RenderResult(color=rgb, coverage=covered, depth=depth_id[..., 0].copy(),
-                            part_id=depth_id[..., 1].astype(np.int32), supersample=s)
+        depth = depth_id[..., 0].copy()
+        if snapshot_after is not None and base_depth is None:  # nothing came after the snapshot point
+            base_depth = depth
+        return RenderResult(color=rgb, coverage=covered, depth=depth, part_id=depth_id[..., 1].astype(np.int32),
+                            supersample=s, base_depth=base_depth)

@@ -19,7 +19,6 @@ from core.layouts import Layout
 # Points whose buffer depth is nearer than the point by more than this (cm) are hidden. Landmarks lie on the
 # surface, so the buffer depth there equals theirs up to rasterisation; 0.5 cm absorbs grazing angles.
 OCCLUSION_TOLERANCE_CM = 0.5
-HEAD_PART_IDS = (0, 1, 2, 3)   # skin, eyes, mouth interior, eyelashes
 
 
 @dataclass
@@ -49,6 +48,7 @@ class Sample:
     t: np.ndarray
     depth: np.ndarray              # (H, W) float32 camera z of the nearest surface, inf where empty
     part_id: np.ndarray            # (H, W) int16, -1 where empty
+    head_depth: np.ndarray         # (H, W) float32 camera z of the head alone (without hair, glasses, hands...)
     occluder_ids: tuple[int, ...] = ()
     tags: dict = field(default_factory=dict)
 
@@ -70,7 +70,7 @@ class Sample:
         cam = geometry.to_camera(points_3d, self.R, self.t)
         uv = geometry.project(cam, self.K)
         in_frame, self_visible, unoccluded = point_visibility(cam[:, 2], uv, self.depth, self.part_id,
-                                                              self.occluder_ids)
+                                                              self.occluder_ids, self.head_depth)
         return LandmarkTruth(points_2d=uv.astype(np.float32), points_3d=points_3d.astype(np.float32),
                              queries=layout.points(model.neutral, model.triangles).astype(np.float32),
                              depth=cam[:, 2].astype(np.float32), in_frame=in_frame, self_visible=self_visible,
@@ -86,6 +86,7 @@ class Sample:
         npz_path = folder / f"{stem}.npz"
         np.savez_compressed(npz_path, image_file=image_path.name, identity=self.identity, expression=self.expression,
                             K=self.K, R=self.R, t=self.t, depth=self.depth.astype(np.float16),
+                            head_depth=self.head_depth.astype(np.float16),
                             part_id=self.part_id.astype(np.int16), occluder_ids=np.array(self.occluder_ids, int),
                             tags=json.dumps(self.tags, default=_jsonable))
         return npz_path
@@ -101,6 +102,7 @@ class Sample:
             return cls(image=cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), identity=data["identity"],
                        expression=data["expression"], K=data["K"], R=data["R"], t=data["t"],
                        depth=data["depth"].astype(np.float32), part_id=data["part_id"],
+                       head_depth=data["head_depth"].astype(np.float32),
                        occluder_ids=tuple(int(i) for i in data["occluder_ids"]), tags=json.loads(str(data["tags"])))
 
 
@@ -113,17 +115,20 @@ def _jsonable(value):
 
 
 def point_visibility(z: np.ndarray, uv: np.ndarray, depth: np.ndarray, part_id: np.ndarray,
-                     occluder_ids: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Classify points (camera z and pixel positions) against depth/part-id buffers of the same image size."""
+                     occluder_ids: tuple[int, ...], head_depth: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Classify points (camera z and pixel positions) against depth buffers of the same image size.
+
+    Self-occlusion is read from the head-only depth (hair in front of a hidden cheek must not hide the fact that
+    the nose hides it too); occlusion by accessories from the full depth and part ids.
+    """
     h, w = depth.shape
     in_frame = (uv[:, 0] >= 0) & (uv[:, 0] < w) & (uv[:, 1] >= 0) & (uv[:, 1] < h) & (z > 0)
     col = np.clip(np.floor(uv[:, 0]).astype(int), 0, w - 1)
     row = np.clip(np.floor(uv[:, 1]).astype(int), 0, h - 1)
-    buffer_z = depth[row, col]
-    ids = part_id[row, col]
-    hidden = buffer_z < z - OCCLUSION_TOLERANCE_CM
-    by_occluder = hidden & np.isin(ids, occluder_ids)
+    behind_head = head_depth[row, col] < z - OCCLUSION_TOLERANCE_CM
+    by_occluder = (depth[row, col] < z - OCCLUSION_TOLERANCE_CM) & np.isin(part_id[row, col], occluder_ids)
     # Outside the frame we cannot tell from the buffers; treat as not hidden (in_frame carries that fact).
-    self_visible = ~(hidden & ~by_occluder) | ~in_frame
+    self_visible = ~behind_head | ~in_frame
     unoccluded = ~by_occluder | ~in_frame
     return in_frame, self_visible, unoccluded

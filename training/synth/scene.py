@@ -26,13 +26,11 @@ log = logging.getLogger(__name__)
 SKIN, EYES, MOUTH, LASHES = 0, 1, 2, 3
 FIRST_ACCESSORY_ID = 10
 HEAD_MATERIALS: dict[str, int] = {
-    "M_Face": SKIN, "M_BackHead": SKIN, "M_ScleraLeft": EYES, "M_ScleraRight": EYES, "M_IrisLeft": EYES,
-    "M_IrisRight": EYES, "M_Teeth": MOUTH, "M_GumsTongue": MOUTH,
-}  # Not drawn: ICT's lacrimal fluid, eye blend and eye occlusion layers are transparent helpers, and its eyelash
-#    cards need alpha we don't have (drawn opaque they look like thick black rings; the texture paints lash lines).
-# The sclera mesh bulges over the iris as a cornea would; in reality the cornea is clear, so the iris is drawn
-# nudged towards the camera by more than the bulge.
-IRIS_DEPTH_BIAS_CM = 0.2
+    "M_Face": SKIN, "M_BackHead": SKIN, "M_ScleraLeft": EYES, "M_ScleraRight": EYES, "M_Teeth": MOUTH,
+    "M_GumsTongue": MOUTH,
+}  # Not drawn: ICT's lacrimal fluid, eye blend and eye occlusion layers are transparent helpers; its eyelash cards
+#    need alpha we don't have (opaque, they look like thick black rings; the face texture paints lash lines); and
+#    the iris sits behind the sclera's cornea bulge, which the sclera texture paints as a clear cornea over an iris.
 
 
 @dataclass(frozen=True)
@@ -60,22 +58,12 @@ def _material_meshes(model_path: str) -> dict[str, _MaterialMesh]:
     out = {}
     for name in HEAD_MATERIALS:
         tris = np.flatnonzero(model.triangle_material == model.material_names.index(name))
-        if name.startswith("M_Iris"):
-            tris = _front_iris_triangles(model, tris)
         pairs = np.stack([model.triangles[tris].reshape(-1), model.triangle_uv[tris].reshape(-1)], 1)
         unique, inverse = np.unique(pairs, axis=0, return_inverse=True)
-        out[name] = _MaterialMesh(vertex_ids=unique[:, 0], uv=model.uv[unique[:, 1]],
+        uv = model.uv[unique[:, 1]] - np.array([appearance.MATERIAL_TILES[name], 0.0], np.float32)  # UV tiles
+        out[name] = _MaterialMesh(vertex_ids=unique[:, 0], uv=uv,
                                   indices=inverse.reshape(-1, 3).astype(np.int32))
     return out
-
-
-def _front_iris_triangles(model: FaceModel, tris: np.ndarray, radius_cm: float = 0.62) -> np.ndarray:
-    """ICT's iris material wraps the eyeball; the visible iris is the front disc around the eye's axis."""
-    corners = model.neutral[model.triangles[tris]]            # (T, 3, 3)
-    front = model.neutral[np.unique(model.triangles[tris])]
-    axis_xy = front[front[:, 2] > front[:, 2].max() - 0.3, :2].mean(axis=0)
-    r = np.linalg.norm(corners[..., :2] - axis_xy, axis=2).max(axis=1)
-    return tris[(r < radius_cm) & (corners[..., 2].min(axis=1) > front[:, 2].max() - 0.6)]
 
 
 def head_center(model: FaceModel, vertices: np.ndarray) -> np.ndarray:
@@ -119,10 +107,10 @@ class SyntheticEngine:
         model = self.model
         vertices = model.vertices(params.identity, params.expression)
         skin = appearance.sample_skin(rng)
-        face_texture = appearance.make_face_texture(skin, rng)
-        colors = appearance.material_colors(skin)
-        items = self._head_items(vertices, params.R, params.t, face_texture, colors)
+        textures = appearance.material_textures(skin, rng)
+        items = self._head_items(vertices, params.R, params.t, textures, skin)
 
+        num_head_items = len(items)
         occluder_ids: list[int] = []
         parts: list[MeshPart] = []
         if cfg.accessories:
@@ -145,7 +133,7 @@ class SyntheticEngine:
                 occluder_ids.append(pid)
 
         lighting = sample_lighting(rng)
-        result = self.renderer.render(items, params.K, lighting)
+        result = self.renderer.render(items, params.K, lighting, snapshot_after=num_head_items)
         background = (self.backgrounds.sample(rng, cfg.width, cfg.height).astype(np.float32) / 255.0
                       if cfg.background else np.full((cfg.height, cfg.width, 3), 0.5, np.float32))
         # Renders look too clean next to photos: exposure jitter before 8-bit quantisation, then camera effects.
@@ -158,13 +146,14 @@ class SyntheticEngine:
             image = np.clip(image + noise, 0, 255).astype(np.uint8)
 
         depth, part_id = _downsample_buffers(result.depth, result.part_id, result.supersample)
+        head_depth, _ = _downsample_buffers(result.base_depth, result.part_id, result.supersample)
         tags = dict(params.tags, yaw=params.yaw, pitch=params.pitch, roll=params.roll,
                     parts=[p.name for p in parts])
         return Sample(image=image, identity=params.identity, expression=params.expression, K=params.K, R=params.R,
-                      t=params.t, depth=depth, part_id=part_id, occluder_ids=tuple(occluder_ids), tags=tags)
+                      t=params.t, depth=depth, part_id=part_id, head_depth=head_depth, occluder_ids=tuple(occluder_ids), tags=tags)
 
-    def _head_items(self, vertices: np.ndarray, R: np.ndarray, t: np.ndarray, face_texture: np.ndarray,
-                    colors: dict) -> list[DrawItem]:
+    def _head_items(self, vertices: np.ndarray, R: np.ndarray, t: np.ndarray, textures: dict[str, np.ndarray],
+                    skin: appearance.SkinParams) -> list[DrawItem]:
         model = self.model
         cam = _pose(vertices, R, t)
         normals = (smooth_normals(vertices, model.triangles) @ R.T).astype(np.float32)
@@ -173,22 +162,12 @@ class SyntheticEngine:
             mesh = self._meshes[name]
             item = DrawItem(positions=cam[mesh.vertex_ids], normals=normals[mesh.vertex_ids], indices=mesh.indices,
                             part_id=pid)
-            if pid == SKIN:
-                item.uv = mesh.uv
-                item.texture = face_texture
-                item.specular, item.shininess, item.wrap = 0.12, 24.0, 0.35
+            if name in textures:
+                item.uv, item.texture = mesh.uv, textures[name]
             else:
-                color = colors.get(name)
-                if color is None:
-                    continue
-                if isinstance(color, np.ndarray) and color.ndim == 3:  # a small texture (iris)
-                    item.uv = mesh.uv
-                    item.texture = color
-                else:
-                    item.color = tuple(color)
-                item.specular, item.shininess = (0.6, 80.0) if pid == EYES else (0.2, 30.0)
-                if name.startswith("M_Iris"):
-                    item.depth_bias = IRIS_DEPTH_BIAS_CM
+                item.color = {"M_Teeth": skin.teeth_rgb, "M_GumsTongue": skin.gums_rgb}[name]
+            item.specular, item.shininess, item.wrap = {SKIN: (0.12, 24.0, 0.35), EYES: (0.6, 80.0, 0.0),
+                                                        MOUTH: (0.2, 30.0, 0.0)}[pid]
             items.append(item)
         return items
 

@@ -96,7 +96,8 @@ def write_sequence(frames: list[Sample], out_dir: Path, name: str, fps: int = 30
                         expression=np.stack([f.expression for f in frames]), K=np.stack([f.K for f in frames]),
                         R=np.stack([f.R for f in frames]), t=np.stack([f.t for f in frames]),
                         depth=np.stack([f.depth for f in frames]).astype(np.float16),
-                        part_id=np.stack([f.part_id for f in frames]), occluder_ids=np.array(frames[0].occluder_ids),
+                        part_id=np.stack([f.part_id for f in frames]),
+                        head_depth=np.stack([f.head_depth for f in frames]).astype(np.float16), occluder_ids=np.array(frames[0].occluder_ids),
                         fps=fps)
     return video_path
 
@@ -108,5 +109,6 @@ def load_sequence(npz_path: Path) -> list[Sample]:
         h, w = d["depth"].shape[1:]
         return [Sample(image=np.zeros((h, w, 3), np.uint8), identity=d["identity"], expression=d["expression"][i],
                        K=d["K"][i], R=d["R"][i], t=d["t"][i], depth=d["depth"][i].astype(np.float32),
-                       part_id=d["part_id"][i], occluder_ids=tuple(int(x) for x in d["occluder_ids"]))
+                       part_id=d["part_id"][i], head_depth=d["head_depth"][i].astype(np.float32),
+                       occluder_ids=tuple(int(x) for x in d["occluder_ids"]))
                 for i in range(n)]

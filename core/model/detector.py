@@ -1,0 +1,232 @@
+"""The landmark detector: STN crop -> backbone -> query decoder -> 2D points (2D head) or 3D points + camera.
+
+    model = create_model("full")          # or a ModelConfig, or a dict of its fields
+    out = model(image, queries)           # image (B, 3, H, W) in [0, 1]; queries (N, 3) or (B, N, 3) in cm
+
+Output dict (B images, N queries):
+    points_2d   (B, N, 2) full-image pixels          theta      (B, 2, 3) crop (see stn.py)
+    points_crop (B, N, 2) crop pixels                crop       (B, 3, cs, cs) what the backbone saw
+    offsets     (B, N, 3 | 2) semantic correction (cm for the 3D head, crop px for the 2D head), if enabled
+  3D head only:
+    points_3d   (B, N, 3) canonical cm               K, R, t    full-image camera (B, 3, 3), (B, 3, 3), (B, 3)
+    visibility  (B, N) in 0..1
+
+2D head: the net predicts crop pixels, starting from the query seen frontally by the 3D head's initial camera.
+3D head: the net predicts the camera of the crop it sees (focal for the crop, rotation, translation), projects
+there, and maps the 2D points to the image through the crop transform. `K, R, t` are the same camera for the
+full frame (stn.crop_camera_to_image): projecting `points_3d` with them gives `points_2d` exactly when the crop
+is a similarity, approximately with `stn_affine`.
+"""
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from core import geometry
+from core.model.backbones import create_backbone
+from core.model.camera import intrinsics, project, to_camera
+from core.model.decoder import CameraHead, QueryDecoder, SemanticCorrection, facing_visibility, occlusion_visibility
+from core.model.stn import (SpatialTransformer, crop_camera_to_image, crop_to_image, full_frame_theta, image_size,
+                            image_to_crop, sample_crop, theta_from_box)
+
+
+@dataclass
+class ModelConfig:
+    backbone: str = "mobilenet_small"
+    backbone_kwargs: dict[str, Any] = field(default_factory=dict)
+    crop_size: int = 128
+    stn: bool = True                  # False: the caller passes crop_theta (e.g. from ground-truth boxes)
+    stn_input: int = 64
+    stn_affine: bool = False
+    head: str = "3d"                  # "3d" | "2d"
+    semantic_correction: bool = True
+    num_styles: int = 8
+    fourier_bands: int = 8
+    hidden: int = 256
+    decoder_layers: int = 3
+    attention: bool = True            # queries also read the coarse feature map (else only FiLM of the pooled vector)
+    init_fov_deg: float = 50.0        # of the crop camera at initialisation
+    init_depth_cm: float = 60.0
+    visibility_sharpness: float = 10.0
+    depth_test: bool = False          # O(N^2) occlusion test among the predicted points
+    depth_radius_px: float = 3.0      # crop pixels
+    depth_margin_cm: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.head not in ("2d", "3d"):
+            raise ValueError(f"head must be '2d' or '3d', got {self.head!r}")
+
+
+MODEL_VARIANTS: dict[str, ModelConfig] = {
+    "baseline_2d": ModelConfig(stn=False, head="2d", semantic_correction=False),
+    "stn_2d": ModelConfig(stn=True, head="2d", semantic_correction=False),
+    "stn_3d": ModelConfig(stn=True, head="3d", semantic_correction=False),
+    "full": ModelConfig(stn=True, head="3d", semantic_correction=True),
+}
+DEFAULT_VARIANT = "full"
+
+
+class LandmarkDetector(nn.Module):
+    def __init__(self, config: ModelConfig) -> None:
+        super().__init__()
+        self.config = config
+        self.crop_size = config.crop_size
+        self.backbone = create_backbone(config.backbone, **config.backbone_kwargs)
+        channels = self.backbone.out_channels
+        self.stn = SpatialTransformer(config.stn_input, config.stn_affine) if config.stn else None
+        out_dim = 3 if config.head == "3d" else 2
+        self.decoder = QueryDecoder(channels, out_dim, config.fourier_bands, config.hidden, config.decoder_layers,
+                                    config.attention)
+        self.camera = (CameraHead(channels, config.hidden, config.crop_size, config.init_fov_deg, config.init_depth_cm)
+                       if config.head == "3d" else None)
+        focal = geometry.focal_from_fov(config.init_fov_deg, config.crop_size)
+        self.register_buffer("frontal_scale", torch.tensor([1.0, -1.0]) * focal / config.init_depth_cm,
+                             persistent=False)
+        self.correction = (SemanticCorrection(out_dim, config.num_styles, config.fourier_bands)
+                           if config.semantic_correction else None)
+
+    def forward(self, image: torch.Tensor, queries: torch.Tensor, style_ids: torch.Tensor | None = None,
+                crop_theta: torch.Tensor | None = None, prior_theta: torch.Tensor | None = None,
+                normals: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        """See the module docstring. style_ids (B,) int (0 = canonical semantics); crop_theta (B, 2, 3) replaces
+        the STN; prior_theta (B, 2, 3) is the previous frame's theta for the STN to refine; normals (N, 3) or
+        (B, N, 3) canonical surface normals at the queries for the facing test."""
+        batch = image.shape[0]
+        hw = image_size(image)
+        cs = self.crop_size
+        if crop_theta is not None:
+            theta = crop_theta
+        elif self.stn is not None:
+            theta = self.stn(image, prior_theta)
+        else:
+            raise ValueError("this model has no spatial transformer: pass crop_theta (e.g. stn.theta_from_box)")
+        if queries.dim() == 2:
+            queries = queries.unsqueeze(0).expand(batch, -1, -1)
+        crop = sample_crop(image, theta, cs)
+        features = self.backbone(crop)
+        pooled = features.mean((2, 3))
+        out: dict[str, torch.Tensor] = {"theta": theta, "crop": crop}
+
+        offsets = None
+        if self.correction is not None:
+            if style_ids is None:
+                style_ids = torch.zeros(batch, dtype=torch.long, device=image.device)
+            offsets = self.correction(queries, style_ids)
+            out["offsets"] = offsets
+
+        if self.camera is None:
+            # Start where the 3D head starts: the query seen frontally by the initial camera (weak perspective).
+            start = cs / 2 + queries[..., :2] * self.frontal_scale
+            points_crop = start + self.decoder(queries, features, pooled) * (cs / 2)
+            if offsets is not None:
+                points_crop = points_crop + offsets
+        else:
+            if offsets is not None:
+                queries = queries + offsets
+            points_3d = queries + self.decoder(queries, features, pooled)
+            centre = (hw.flip(0).to(image.dtype) / 2).expand(batch, 1, 2)
+            principal_point = image_to_crop(centre, theta, cs, hw)[:, 0]
+            focal, R_crop, t_crop = self.camera(pooled, principal_point)
+            K_crop = intrinsics(focal, principal_point[:, 0], principal_point[:, 1])
+            points_cam = to_camera(points_3d, R_crop, t_crop)
+            # Keep points in front of the camera: a wild early prediction must not divide by ~0.
+            z = points_cam[..., 2:].clamp(min=1.0)
+            points_crop = project(torch.cat([points_cam[..., :2], z], dim=-1), K_crop)
+            K, R, t = crop_camera_to_image(K_crop, R_crop, t_crop, theta, cs, hw)
+            visibility = torch.ones_like(points_cam[..., 0])
+            if normals is not None:
+                normals = normals.unsqueeze(0).expand(batch, -1, -1) if normals.dim() == 2 else normals
+                visibility = facing_visibility(points_cam, normals @ R_crop.transpose(1, 2),
+                                               self.config.visibility_sharpness)
+            if self.config.depth_test:
+                visibility = visibility * occlusion_visibility(points_crop, points_cam[..., 2],
+                                                               self.config.depth_radius_px,
+                                                               self.config.depth_margin_cm)
+            out.update(points_3d=points_3d, K=K, R=R, t=t, visibility=visibility)
+
+        out["points_crop"] = points_crop
+        out["points_2d"] = crop_to_image(points_crop, theta, cs, hw)
+        return out
+
+
+def create_model(config: ModelConfig | dict | str = DEFAULT_VARIANT) -> LandmarkDetector:
+    """A detector from a ModelConfig, a dict of its fields (plus optional "variant": a base to override),
+    or the name of a MODEL_VARIANTS entry."""
+    if isinstance(config, str):
+        if config not in MODEL_VARIANTS:
+            raise KeyError(f"unknown model variant {config!r}; known: {', '.join(MODEL_VARIANTS)}")
+        config = MODEL_VARIANTS[config]
+    elif isinstance(config, dict):
+        fields = dict(config)
+        base = MODEL_VARIANTS[fields.pop("variant", DEFAULT_VARIANT)]
+        config = dataclasses.replace(base, **fields)
+    return LandmarkDetector(dataclasses.replace(config))
+
+
+class _ExportWrapper(nn.Module):
+    """Fixed positional inputs and outputs for ONNX; see `onnx_io_names`."""
+
+    def __init__(self, model: LandmarkDetector) -> None:
+        super().__init__()
+        self.model = model
+        self.inputs, self.outputs = onnx_io_names(model.config)
+
+    def forward(self, *args: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        kwargs = dict(zip(self.inputs, args))
+        kwargs[("prior_theta" if self.model.config.stn else "crop_theta")] = kwargs.pop("theta")
+        out = self.model(**kwargs)
+        out["theta_out"] = out["theta"]
+        return tuple(out[name] for name in self.outputs)
+
+
+def onnx_io_names(config: ModelConfig) -> tuple[list[str], list[str]]:
+    """Input and output names of the exported graph.
+
+    Inputs: image (B, 3, H, W) float [0, 1], queries (N, 3), theta (B, 2, 3) (the STN's prior, e.g. the previous
+    frame's theta or stn.full_frame_theta; without an STN, the crop), then normals (N, 3) for a 3D head and
+    style_ids (B,) int64 with semantic correction.
+    """
+    inputs = ["image", "queries", "theta"]
+    outputs = ["points_2d", "theta_out"]
+    if config.head == "3d":
+        inputs.append("normals")
+        outputs += ["points_3d", "K", "R", "t", "visibility"]
+    if config.semantic_correction:
+        inputs.append("style_ids")
+    return inputs, outputs
+
+
+def export_onnx(model: LandmarkDetector, path: str | Path, image_hw: tuple[int, int] = (256, 256),
+                opset: int = 17) -> Path:
+    """Export with dynamic batch, frame size and number of queries (TorchScript exporter); see `onnx_io_names`.
+
+    The STN's anti-aliasing factor is fixed to the one for `image_hw`: export at the footage's resolution.
+    """
+    path = Path(path)
+    wrapper = _ExportWrapper(model).eval()
+    h, w = image_hw
+    examples = {"image": torch.rand(1, 3, h, w), "queries": torch.randn(68, 3) * 4,
+                "normals": F.normalize(torch.randn(68, 3), dim=-1),
+                "style_ids": torch.zeros(1, dtype=torch.long)}
+    examples["theta"] = (full_frame_theta(1, image_hw) if model.config.stn
+                         else theta_from_box(torch.tensor([[w * 0.2, h * 0.2, w * 0.8, h * 0.8]]), image_hw))
+    dynamic = {"image": {0: "batch", 2: "height", 3: "width"}, "queries": {0: "num_queries"},
+               "theta": {0: "batch"}, "normals": {0: "num_queries"}, "style_ids": {0: "batch"},
+               "points_2d": {0: "batch", 1: "num_queries"}, "theta_out": {0: "batch"},
+               "points_3d": {0: "batch", 1: "num_queries"}, "K": {0: "batch"}, "R": {0: "batch"}, "t": {0: "batch"},
+               "visibility": {0: "batch", 1: "num_queries"}}
+    with torch.no_grad(), warnings.catch_warnings():
+        # Expected: the STN's supersampling factor is a Python int, fixed to the one for `image_hw`.
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        warnings.simplefilter("ignore", DeprecationWarning)  # dynamo=False is deliberate (TorchScript exporter)
+        torch.onnx.export(wrapper, tuple(examples[name] for name in wrapper.inputs), str(path), dynamo=False,
+                          opset_version=opset, input_names=wrapper.inputs, output_names=wrapper.outputs,
+                          dynamic_axes={k: v for k, v in dynamic.items() if k in wrapper.inputs + wrapper.outputs})
+    return path

@@ -1,0 +1,232 @@
+"""Spatial transformer: the detector's built-in face localisation, and the crop <-> image coordinate maps.
+
+A crop is described by `theta` (B, 2, 3) in the convention of F.affine_grid / F.grid_sample with
+align_corners=False: it maps the crop's normalised coordinates to the image's, where a pixel coordinate p
+(origin at the top-left corner, see core/geometry.py) of an image of size S is normalised as 2 * p / S - 1.
+The initial crop (`full_frame_theta`) is the square of side max(H, W) centred on the frame, so the crop shows
+the whole frame (padded with black for a non-square frame) without distorting it.
+
+A similarity crop, in pixels: p_crop = s * Rot(angle) @ (p_image - centre) + crop_size / 2, where s is crop
+pixels per image pixel and Rot(a) = [[cos a, -sin a], [sin a, cos a]] (see `decompose_similarity`).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from core.model.camera import intrinsics
+
+ImageHW = tuple[int, int] | torch.Tensor  # (H, W) ints, or a (2,) tensor [H, W] (traceable for ONNX)
+
+# The STN's low-res view is sampled at k times its size, then average-pooled by k: a box filter against aliasing
+# that exports to ONNX (antialiased or adaptive resizing does not). k grows with the frame so that bilinear taps
+# (2 px wide) stay ~2 px apart: exact area resampling for a 256 px frame and a 64 px view (k = 2).
+MAX_SUPERSAMPLE = 8
+
+# Adam moves every weight by ~lr per step whatever the gradient's size; damping the head's outputs keeps one
+# step from swinging the crop (and with it everything downstream) by ~10% in scale or ~0.1 rad.
+STN_OUTPUT_SCALE = 0.1
+
+
+def supersample_factor(frame_side: int, view_size: int) -> int:
+    return max(1, min(MAX_SUPERSAMPLE, math.ceil(frame_side / (2 * view_size))))
+
+
+def _size_wh(image_hw: ImageHW, like: torch.Tensor) -> torch.Tensor:
+    """(2,) float tensor [W, H]."""
+    if isinstance(image_hw, torch.Tensor):
+        return image_hw.flip(-1).to(like)
+    h, w = image_hw
+    return torch.tensor([float(w), float(h)], dtype=like.dtype, device=like.device)
+
+
+def image_size(image: torch.Tensor) -> torch.Tensor:
+    """[H, W] of a (B, C, H, W) image as a tensor, so an ONNX export keeps the frame size dynamic."""
+    return torch._shape_as_tensor(image)[2:]
+
+
+def full_frame_theta(batch: int, image_hw: ImageHW, like: torch.Tensor | None = None) -> torch.Tensor:
+    """(B, 2, 3) theta of the square crop of side max(H, W) centred on the frame (the STN's identity).
+
+    In numpy, for an ONNX runtime: [[side / W, 0, 0], [0, side / H, 0]].
+    """
+    like = torch.zeros(()) if like is None else like
+    wh = _size_wh(image_hw, like)
+    diag = torch.maximum(wh[0], wh[1]) / wh
+    zero = torch.zeros_like(diag[0])
+    theta = torch.stack([torch.stack([diag[0], zero, zero]), torch.stack([zero, diag[1], zero])])
+    return theta.unsqueeze(0).expand(batch, 2, 3)
+
+
+def theta_to_affine(theta: torch.Tensor, crop_size: int, image_hw: ImageHW) -> tuple[torch.Tensor, torch.Tensor]:
+    """theta -> (A (B, 2, 2), b (B, 2)) with p_image = A @ p_crop + b in pixels."""
+    wh = _size_wh(image_hw, theta)
+    T, tau = theta[..., :2], theta[..., 2]
+    A = wh[:, None] * T / crop_size
+    b = wh / 2 * (tau + 1 - T.sum(-1))
+    return A, b
+
+
+def affine_to_theta(A: torch.Tensor, b: torch.Tensor, crop_size: int, image_hw: ImageHW) -> torch.Tensor:
+    """Inverse of `theta_to_affine`."""
+    wh = _size_wh(image_hw, A)
+    T = crop_size * A / wh[:, None]
+    tau = 2 * b / wh - 1 + T.sum(-1)
+    return torch.cat([T, tau.unsqueeze(-1)], dim=-1)
+
+
+def _inverse_2x2(A: torch.Tensor) -> torch.Tensor:
+    a, b, c, d = A[..., 0, 0], A[..., 0, 1], A[..., 1, 0], A[..., 1, 1]
+    det = a * d - b * c
+    return torch.stack([torch.stack([d, -b], -1), torch.stack([-c, a], -1)], -2) / det[..., None, None]
+
+
+def crop_to_image(points_crop: torch.Tensor, theta: torch.Tensor, crop_size: int, image_hw: ImageHW) -> torch.Tensor:
+    """Crop pixels (B, N, 2) -> full-image pixels (B, N, 2)."""
+    A, b = theta_to_affine(theta, crop_size, image_hw)
+    return points_crop @ A.transpose(-1, -2) + b.unsqueeze(-2)
+
+
+def image_to_crop(points_image: torch.Tensor, theta: torch.Tensor, crop_size: int, image_hw: ImageHW) -> torch.Tensor:
+    """Full-image pixels (B, N, 2) -> crop pixels (B, N, 2)."""
+    A, b = theta_to_affine(theta, crop_size, image_hw)
+    return (points_image - b.unsqueeze(-2)) @ _inverse_2x2(A).transpose(-1, -2)
+
+
+def theta_from_box(box: torch.Tensor, image_hw: ImageHW, scale: float = 1.0) -> torch.Tensor:
+    """Boxes (B, 4) x0, y0, x1, y1 in pixels -> theta of a square crop of side max(w, h) * scale on the box centre.
+
+    The same crop as geometry.similarity_from_box (which gives the image -> crop map in pixels).
+    """
+    wh = _size_wh(image_hw, box)
+    centre = (box[:, :2] + box[:, 2:]) / 2
+    side = torch.maximum(box[:, 2] - box[:, 0], box[:, 3] - box[:, 1]) * scale
+    diag = side[:, None] / wh  # (B, 2)
+    zero = torch.zeros_like(side)
+    tau = 2 * centre / wh - 1
+    return torch.stack([torch.stack([diag[:, 0], zero, tau[:, 0]], -1),
+                        torch.stack([zero, diag[:, 1], tau[:, 1]], -1)], dim=-2)
+
+
+def closest_rotation(A: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Crop -> image linear part A (B, 2, 2) -> (scale, cos, sin): A = Rot(phi) / scale for a similarity.
+
+    phi = -angle of `decompose_similarity`. For a general affine A these are the nearest similarity's.
+    """
+    c = A[..., 0, 0] + A[..., 1, 1]
+    s = A[..., 1, 0] - A[..., 0, 1]
+    norm = torch.sqrt(c * c + s * s)
+    det = A[..., 0, 0] * A[..., 1, 1] - A[..., 0, 1] * A[..., 1, 0]
+    return torch.rsqrt(det.abs()), c / norm, s / norm
+
+
+def decompose_similarity(theta: torch.Tensor, crop_size: int, image_hw: ImageHW
+                         ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """theta -> (scale (B,) crop px per image px, angle (B,) radians, centre (B, 2) image px of the crop centre).
+
+    p_crop = scale * Rot(angle) @ (p_image - centre) + crop_size / 2; exact for a similarity, nearest otherwise.
+    """
+    A, b = theta_to_affine(theta, crop_size, image_hw)
+    scale, cos, sin = closest_rotation(A)
+    centre = (A @ A.new_full((2,), crop_size / 2)) + b
+    return scale, torch.atan2(-sin, cos), centre
+
+
+def crop_camera_to_image(K_crop: torch.Tensor, R_crop: torch.Tensor, t_crop: torch.Tensor, theta: torch.Tensor,
+                         crop_size: int, image_hw: ImageHW) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A camera of the crop -> the same camera for the full image: (K, R, t).
+
+    The crop's pixel axes are the image's rotated by the crop angle and scaled by s, which is what a rotation
+    of the camera about its optical axis and a focal length times 1/s do: f = f_crop / s, R = Rz(-angle) R_crop,
+    t = Rz(-angle) t_crop, and the principal point maps through crop -> image. Exact for a similarity crop;
+    for an affine crop it is the nearest similarity's camera (the 2D points stay exact, the camera does not).
+    """
+    A, b = theta_to_affine(theta, crop_size, image_hw)
+    inv_scale, cos, sin = closest_rotation(A)
+    inv_scale = 1 / inv_scale
+    pp = A @ K_crop[:, :2, 2].unsqueeze(-1) + b.unsqueeze(-1)
+    K = intrinsics(K_crop[:, 0, 0] * inv_scale, pp[:, 0, 0], pp[:, 1, 0])
+    zero, one = torch.zeros_like(cos), torch.ones_like(cos)
+    Rz = torch.stack([torch.stack([cos, -sin, zero], -1), torch.stack([sin, cos, zero], -1),
+                      torch.stack([zero, zero, one], -1)], dim=-2)
+    return K, Rz @ R_crop, (Rz @ t_crop.unsqueeze(-1)).squeeze(-1)
+
+
+def sample_crop(image: torch.Tensor, theta: torch.Tensor, size: int) -> torch.Tensor:
+    """Bilinear (B, C, size, size) crop of `image` through theta; black outside the frame.
+
+    The grid is built by hand (same as F.affine_grid, align_corners=False) because affine_grid needs opset 20.
+    """
+    u = (torch.arange(size, dtype=image.dtype, device=image.device) * 2 + 1) / size - 1
+    gy, gx = torch.meshgrid(u, u, indexing="ij")
+    base = torch.stack([gx, gy, torch.ones_like(gx)], dim=-1).reshape(1, size * size, 3)
+    grid = (base @ theta.transpose(-1, -2)).reshape(-1, size, size, 2)
+    return F.grid_sample(image, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def compose(outer: torch.Tensor, inner: torch.Tensor) -> torch.Tensor:
+    """theta of `inner` applied inside the crop of `outer` (both (B, 2, 3))."""
+    T = outer[..., :2] @ inner[..., :2]
+    tau = (outer[..., :2] @ inner[..., 2:]).squeeze(-1) + outer[..., 2]
+    return torch.cat([T, tau.unsqueeze(-1)], dim=-1)
+
+
+def stn_regulariser(theta: torch.Tensor, image_hw: ImageHW, min_extent: float = 0.05, max_extent: float = 1.5
+                    ) -> torch.Tensor:
+    """Weak penalty (scalar) on crops whose centre leaves the frame or whose side, relative to max(H, W),
+    leaves [min_extent, max_extent] (collapse onto a few pixels, or zooming out into black)."""
+    wh = _size_wh(image_hw, theta)
+    centre = theta[..., 2]
+    outside = F.relu(centre.abs() - 1).pow(2).sum(-1)
+    det = theta[..., 0, 0] * theta[..., 1, 1] - theta[..., 0, 1] * theta[..., 1, 0]
+    log_extent = 0.5 * torch.log(wh[0] * wh[1] * det.abs() + 1e-12) - torch.log(torch.maximum(wh[0], wh[1]))
+    scale = F.relu(math.log(min_extent) - log_extent).pow(2) + F.relu(log_extent - math.log(max_extent)).pow(2)
+    return (outside + scale).mean()
+
+
+class SpatialTransformer(nn.Module):
+    """Predicts the face crop's theta from a low-res view of the prior crop (the full frame when no prior).
+
+    The output is a residual transform inside the prior crop, zero-initialised so the first crop is the prior:
+    a similarity (log-scale, angle, translation) or, with `affine`, a full 2x3 affine.
+    """
+
+    def __init__(self, input_size: int = 64, affine: bool = False, width: int = 16) -> None:
+        super().__init__()
+        if input_size % 16:
+            raise ValueError(f"stn input size must be a multiple of 16, got {input_size}")
+        self.input_size = input_size
+        self.affine = affine
+        layers: list[nn.Module] = []
+        cin = 3
+        for i in range(4):
+            cout = width * 2 ** i
+            layers += [nn.Conv2d(cin, cout, 3, 2, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
+            cin = cout
+        self.features = nn.Sequential(*layers)
+        # Flatten rather than pool: where the face is in the view is what must be regressed.
+        self.head = nn.Sequential(nn.Flatten(), nn.Linear(cin * (input_size // 16) ** 2, 128), nn.ReLU(),
+                                  nn.Linear(128, 6 if affine else 4))
+        nn.init.zeros_(self.head[-1].weight)
+        nn.init.zeros_(self.head[-1].bias)
+
+    def forward(self, image: torch.Tensor, prior: torch.Tensor | None = None) -> torch.Tensor:
+        """image (B, 3, H, W) in [0, 1], prior (B, 2, 3) or None -> theta (B, 2, 3)."""
+        if prior is None:
+            prior = full_frame_theta(image.shape[0], image_size(image), image)
+        # A Python int: an ONNX export keeps the factor of the frame size it was traced with.
+        k = supersample_factor(int(max(image.shape[-2:])), self.input_size)
+        view = F.avg_pool2d(sample_crop(image, prior, self.input_size * k), k)
+        p = STN_OUTPUT_SCALE * self.head(self.features(view - 0.5))
+        if self.affine:
+            eye = torch.eye(2, 3, dtype=p.dtype, device=p.device)
+            residual = eye + p.view(-1, 2, 3)
+        else:
+            scale = torch.exp(p[:, 0])
+            cos, sin = scale * torch.cos(p[:, 1]), scale * torch.sin(p[:, 1])
+            residual = torch.stack([torch.stack([cos, -sin, p[:, 2]], -1),
+                                    torch.stack([sin, cos, p[:, 3]], -1)], dim=-2)
+        return compose(prior, residual)

@@ -1,0 +1,130 @@
+"""Built-in landmark layouts, layout JSON validation and the closest-surface-point helper."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from scipy.spatial import cKDTree
+
+from core.facemodel import NARROW_FACE_VERTICES, find_facemodel, load_facemodel
+from core.layouts import LayoutError, available_layouts, closest_surface_point, load_layout
+from core.layouts import _closest_point_on_triangles
+from training.build_layouts import IBUG68_IN_WFLW98
+
+BUILT_IN = ("ibug68", "wflw98", "dense")
+
+
+@pytest.fixture(scope="module")
+def model():
+    return load_facemodel()
+
+
+@pytest.mark.parametrize("name", BUILT_IN)
+def test_built_in_layout_loads(name, model):
+    assert name in available_layouts()
+    layout = load_layout(name)
+    assert layout.name == name
+    points = layout.canonical_points(model)
+    assert points.shape == (len(layout), 3) and np.isfinite(points).all()
+    for key, indices in layout.contours.items():
+        assert all(0 <= i < len(layout) for i in indices), key
+
+
+def test_ibug68_is_ict_landmark_vertices(model):
+    ids = json.loads((find_facemodel().parent / "vertex_indices.json").read_text())["idx_to_landmark_verts"]
+    np.testing.assert_allclose(load_layout("ibug68").canonical_points(model), model.neutral[ids], atol=1e-5)
+
+
+def test_wflw98_agrees_with_ibug68(model):
+    wflw = load_layout("wflw98").canonical_points(model)
+    ibug = load_layout("ibug68").canonical_points(model)
+    assert len(wflw) == 98 and len(IBUG68_IN_WFLW98) == 68
+    assert np.linalg.norm(wflw[IBUG68_IN_WFLW98] - ibug, axis=1).max() < 0.05
+
+
+def test_wflw98_sides_and_pupils(model):
+    p = load_layout("wflw98").canonical_points(model)
+    assert p[0, 0] < 0 < p[32, 0]                  # contour starts on the subject's right
+    assert p[60, 0] < p[64, 0] < 0 < p[68, 0] < p[72, 0]  # right eye outer->inner, left eye inner->outer
+    for lower, upper in ((38, 37), (41, 34), (50, 42), (47, 45)):
+        assert 0.4 < p[upper, 1] - p[lower, 1] < 1.0  # lower brow edge sits below the upper one
+    for pupil, corners in ((96, (60, 64)), (97, (68, 72))):
+        middle = p[list(corners)].mean(0)
+        assert np.linalg.norm(p[pupil, :2] - middle[:2]) < 0.5
+        assert p[pupil, 1] > min(p[corners[0], 1], p[corners[1], 1])
+
+
+def test_dense_is_even_and_on_the_narrow_face(model):
+    layout = load_layout("dense")
+    assert 2000 <= len(layout) <= 4000
+    assert (model.triangle_material[layout.triangles] == model.material_names.index("M_Face")).all()
+    assert (model.triangles[layout.triangles] < NARROW_FACE_VERTICES.stop).all()
+    points = layout.canonical_points(model)
+    nearest = cKDTree(points).query(points, k=2)[0][:, 1]
+    assert nearest.min() > 0.3 * np.median(nearest)
+
+
+def _write(tmp_path: Path, name: str, data) -> Path:
+    path = tmp_path / name
+    path.write_text(data if isinstance(data, str) else json.dumps(data))
+    return path
+
+
+def test_user_layout_with_vertices(tmp_path, model):
+    layout = load_layout(_write(tmp_path, "mine.json", {"vertices": [966, 4857, 1507], "names": ["a", "b", "c"]}))
+    assert layout.name == "mine" and layout.names == ("a", "b", "c")
+    np.testing.assert_allclose(layout.canonical_points(model), model.neutral[[966, 4857, 1507]], atol=1e-6)
+
+
+def test_unknown_triangle_names_file_and_point(tmp_path, model):
+    path = _write(tmp_path, "bad_tri.json", {"triangles": [0, 10**7], "barycentric": [[1, 0, 0], [1, 0, 0]]})
+    with pytest.raises(LayoutError) as err:
+        load_layout(path)
+    assert str(path) in str(err.value) and "point 1" in str(err.value)
+
+
+def test_bad_barycentric(tmp_path):
+    path = _write(tmp_path, "bad_bary.json", {"triangles": [0, 1], "barycentric": [[1, 0, 0], [0.7, 0.7, 0]]})
+    with pytest.raises(LayoutError, match="point 1 has barycentric"):
+        load_layout(path)
+
+
+def test_invalid_json(tmp_path):
+    path = _write(tmp_path, "broken.json", '{"triangles": [0,')
+    with pytest.raises(LayoutError, match="not valid JSON") as err:
+        load_layout(path)
+    assert str(path) in str(err.value)
+
+
+def test_unknown_layout_name():
+    with pytest.raises(LayoutError, match="Unknown layout 'nope'.*ibug68"):
+        load_layout("nope")
+
+
+def test_closest_surface_point_recovers_surface_points(model):
+    rng = np.random.default_rng(7)
+    mask = model.material_mask("M_Face")
+    tris = rng.choice(np.flatnonzero(mask), 300)
+    bary = rng.dirichlet([1.0, 1.0, 1.0], 300)
+    corners = model.neutral[model.triangles[tris]].astype(np.float64)
+    points = np.einsum("nk,nkd->nd", bary, corners)
+    found_tris, found_bary = closest_surface_point(points, model.neutral, model.triangles, mask)
+    assert mask[found_tris].all()
+    np.testing.assert_allclose(found_bary.sum(1), 1.0, atol=1e-9)
+    found = np.einsum("nk,nkd->nd", found_bary, model.neutral[model.triangles[found_tris]].astype(np.float64))
+    assert np.linalg.norm(found - points, axis=1).max() < 1e-4
+    assert (found_tris == tris).mean() > 0.95  # the rest lie on shared edges
+
+
+def test_closest_surface_point_matches_brute_force_off_surface(model):
+    rng = np.random.default_rng(3)
+    mask = model.material_mask("M_Face")
+    points = model.neutral[rng.choice(6706, 20)] + rng.normal(0, 0.7, (20, 3))
+    found_tris, found_bary = closest_surface_point(points, model.neutral, model.triangles, mask)
+    found = np.einsum("nk,nkd->nd", found_bary, model.neutral[model.triangles[found_tris]].astype(np.float64))
+    corners = model.neutral[model.triangles[mask]].astype(np.float64)
+    for point, hit in zip(points, found):
+        _, dist = _closest_point_on_triangles(np.repeat(point[None], len(corners), 0), corners)
+        assert abs(np.linalg.norm(point - hit) - dist.min()) < 1e-6
