@@ -109,7 +109,7 @@ class FaceModel:
     @functools.cached_property
     def triangle_uv(self) -> np.ndarray:
         """UV indices per triangle corner, (T, 3), matching `triangles`."""
-        return _fan_triangulate(self.polys_uv)
+        return fan_triangulate(self.polys_uv)
 
     def vertices(self, identity: np.ndarray | None = None, expression: np.ndarray | None = None) -> np.ndarray:
         """Mesh vertices (V, 3) for identity weights (<=100, ~N(0,1)) and expression weights (<=57, 0..1)."""
@@ -128,15 +128,12 @@ class FaceModel:
         return np.isin(self.triangle_material, ids)
 
 
-def _fan_triangulate(polys: np.ndarray) -> np.ndarray:
-    quads = polys[:, 3] >= 0
-    tris = [polys[:, [0, 1, 2]], polys[quads][:, [0, 2, 3]]]
-    # Interleave so a quad's two triangles stay adjacent, as in the packed `triangles`.
-    out = np.empty((len(polys) + quads.sum(), 3), np.int32)
-    first = np.arange(len(polys)) + np.concatenate([[0], np.cumsum(quads)[:-1]])
-    out[first] = tris[0]
-    out[first[quads] + 1] = tris[1]
-    return out
+def fan_triangulate(polys: np.ndarray) -> np.ndarray:
+    """Split (P, 4) polys (-1 padded) into (T, 3) int32 triangles, in poly order: (a,b,c) then (a,c,d)."""
+    polys = np.asarray(polys)
+    pairs = np.stack([polys[:, [0, 1, 2]], polys[:, [0, 2, 3]]], axis=1).reshape(-1, 3)
+    keep = np.stack([np.ones(len(polys), bool), polys[:, 3] >= 0], axis=1).reshape(-1)
+    return pairs[keep].astype(np.int32)
 
 
 @functools.lru_cache(maxsize=2)
@@ -157,7 +154,7 @@ def load_facemodel(path: str | Path | None = None) -> FaceModel:
     return FaceModel(
         path=path,
         neutral=arrays["neutral"].astype(np.float32),
-        triangles=arrays["triangles"].astype(np.int32) if "triangles" in arrays else _fan_triangulate(polys),
+        triangles=arrays["triangles"].astype(np.int32) if "triangles" in arrays else fan_triangulate(polys),
         polys=polys,
         polys_uv=arrays["polys_uv"].astype(np.int32),
         uv=arrays["uv"].astype(np.float32),

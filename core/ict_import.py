@@ -35,6 +35,8 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import DTypeLike
 
+from core.facemodel import fan_triangulate
+
 log = logging.getLogger(__name__)
 
 FACEKIT_SOURCE = "the official ICT-FaceKit: https://github.com/ICT-VGL/ICT-FaceKit, folder FaceXModel/"
@@ -189,14 +191,6 @@ def _find_bad_line(lines: list[str]) -> tuple[int, str] | None:
         elif tag not in _IGNORED_TAGS and not tag.startswith("#"):
             return i, f"unknown keyword {tag!r}"
     return None
-
-
-def fan_triangulate(polys: np.ndarray) -> np.ndarray:
-    """Split (P, 4) polys (-1 padded) into (T, 3) int32 triangles, in poly order: (a,b,c) then (a,c,d)."""
-    polys = np.asarray(polys)
-    pairs = np.stack([polys[:, [0, 1, 2]], polys[:, [0, 2, 3]]], axis=1).reshape(-1, 3)
-    keep = np.stack([np.ones(len(polys), bool), polys[:, 3] >= 0], axis=1).reshape(-1)
-    return pairs[keep].astype(np.int32)
 
 
 def expected_files() -> list[str]:

@@ -202,3 +202,20 @@ def test_ears_exist_in_the_ict_head(model):
     for ids in topo.ear_ids:
         assert len(ids) > 50
         assert np.abs(model.neutral[ids, 0]).max() > 8.5
+
+
+def test_appearance_skin_params_are_understood(model):
+    """The engine passes `appearance.SkinParams`: skin colour, hair colour and baldness come from it."""
+    appearance = pytest.importorskip("training.synth.appearance")
+    vertices = _head(model, 3)
+    for seed in range(10):
+        skin = appearance.sample_skin(np.random.default_rng(seed))
+        parts = acc.sample_accessories(np.random.default_rng(seed), vertices, model, skin=skin)
+        names = [p.name for p in parts]
+        if skin.scalp_hair == 0:
+            assert "hair_cap" not in names
+        for part in parts:
+            part.validate()
+        for part in acc.sample_occluder(np.random.default_rng(seed), np.array([0, 0, 60.0]), 15.0, skin=skin,
+                                        probability=1.0):
+            part.validate()

@@ -223,11 +223,11 @@ def _azimuth(points: np.ndarray) -> np.ndarray:
 
 
 def _skin_rgb(skin) -> tuple[float, float, float]:
-    """Accept None (a mid tone), an RGB triple or array (0..1 or 0..255), or an object with an albedo-like
-    attribute (albedo, albedo_rgb, base_color, color, rgb, tone)."""
+    """Accept None (a mid tone), an RGB triple or array (0..1 or 0..255), or an object with an albedo attribute
+    (skin_rgb as in `appearance.SkinParams`, albedo, albedo_rgb, base_color, color, rgb)."""
     if skin is None:
         return (0.6, 0.42, 0.33)
-    for attr in ("albedo", "albedo_rgb", "base_color", "color", "rgb", "tone"):
+    for attr in ("skin_rgb", "albedo", "albedo_rgb", "base_color", "color", "rgb"):
         if hasattr(skin, attr):
             skin = getattr(skin, attr)
             break
@@ -436,6 +436,13 @@ def _color_key(rng: np.random.Generator, name: str | None) -> tuple[str, int]:
     elif name not in HAIR_COLORS:
         raise ValueError(f"unknown hair colour {name!r}; known: {names}")
     return name, int(rng.integers(len(BRIGHTNESS_LEVELS)))
+
+
+def _nearest_color_key(rgb) -> tuple[str, int]:
+    """The natural palette colour and brightness level closest to an RGB albedo (textures stay cached)."""
+    rgb = np.asarray(rgb, float)
+    keys = [(n, k) for n in NATURAL_COLORS for k in range(len(BRIGHTNESS_LEVELS))]
+    return min(keys, key=lambda key: float(np.sum((_hair_rgb(key) - rgb) ** 2)))
 
 
 def _hair_rgb(key: tuple[str, int]) -> np.ndarray:
@@ -1363,8 +1370,9 @@ def sample_accessories(rng: np.random.Generator, head_vertices: np.ndarray, mode
     """Random torso, hair, beard and glasses for one head (ICT vertices in the canonical frame, cm).
 
     `params` sets probabilities or forces choices (`AccessoryParams` or a dict of its fields). `skin` (an RGB
-    triple or an object with an albedo-like attribute) colours the torso's bare neck and chest. Deterministic
-    in the rng state. Hair, beard and glasses are in the head frame; the torso in the body frame.
+    triple, or `appearance.SkinParams`) colours the torso's bare neck and chest, the hand of an occluder; from
+    SkinParams the hair also takes its colour (`hair_rgb`) and baldness (`scalp_hair == 0`). Deterministic in
+    the rng state. Hair, beard and glasses are in the head frame; the torso and its collar in the body frame.
     """
     p = AccessoryParams.coerce(params)
     topo = _topology(model)
@@ -1374,6 +1382,11 @@ def sample_accessories(rng: np.random.Generator, head_vertices: np.ndarray, mode
 
     style = _pick(rng, p.hair_style, HAIR_STYLES, HAIR_STYLE_WEIGHTS, "hair style")
     hair_key = _color_key(rng, p.hair_color)
+    # Agree with the face texture when the appearance says so: its painted scalp hair and hair colour.
+    if p.hair_color is None and getattr(skin, "hair_rgb", None) is not None:
+        hair_key = _nearest_color_key(skin.hair_rgb)
+    if p.hair_style is None and getattr(skin, "scalp_hair", None) == 0:
+        style = "bald"
     if rng.random() < p.p_torso:
         parts += _torso(rng, head_vertices, topo, _skin_rgb(skin), p.collar)
     if style != "bald":

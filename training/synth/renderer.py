@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import logging
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import cv2
@@ -17,6 +18,8 @@ import scipy.sparse
 log = logging.getLogger(__name__)
 
 MAX_LIGHTS = 4
+# Skin textures come from a bank reused across samples (see scene.py); keep them all resident.
+MAX_CACHED_TEXTURES = 2048
 
 _VERTEX_SHADER = """
 #version 330
@@ -40,6 +43,7 @@ _FRAGMENT_SHADER = """
 uniform sampler2D albedo_texture;
 uniform bool use_texture;
 uniform vec3 base_color;
+uniform vec3 tint;                  // multiplies the albedo: per-sample variation of banked textures
 uniform float specular;
 uniform float shininess;
 uniform float part_id;
@@ -57,6 +61,7 @@ layout(location = 1) out vec2 out_depth_id;
 void main() {
     vec4 albedo = use_texture ? texture(albedo_texture, vec2(v_uv.x, 1.0 - v_uv.y)) : vec4(base_color, 1.0);
     if (albedo.a < 0.5) discard;
+    albedo.rgb *= tint;
     vec3 n = normalize(v_normal);
     vec3 view = normalize(-v_position);
     if (dot(n, view) < 0.0) n = -n;  // double-sided shading
@@ -85,6 +90,7 @@ class DrawItem:
     indices: np.ndarray | None = None
     texture: np.ndarray | None = None  # (H, W, 3|4) uint8; row 0 is v = 1 (top), as images are stored
     color: tuple[float, float, float] = (0.6, 0.6, 0.6)
+    tint: tuple[float, float, float] = (1.0, 1.0, 1.0)
     specular: float = 0.1
     shininess: float = 16.0
     wrap: float = 0.0
@@ -152,7 +158,7 @@ class Renderer:
         self._depth_id = self.ctx.texture((w, h), 2, dtype="f4")
         self._zbuffer = self.ctx.depth_renderbuffer((w, h))
         self.fbo = self.ctx.framebuffer([self._color, self._depth_id], self._zbuffer)
-        self._textures: dict[int, object] = {}
+        self._textures: OrderedDict[int, tuple] = OrderedDict()
 
     def release(self) -> None:
         self.ctx.release()
@@ -161,17 +167,18 @@ class Renderer:
         key = id(image)
         tex = self._textures.get(key)
         if tex is None:
-            if len(self._textures) > 64:  # textures are per-sample; don't let the cache grow without bound
-                for old, _ in self._textures.values():
-                    old.release()
-                self._textures.clear()
+            while len(self._textures) >= MAX_CACHED_TEXTURES:  # least recently used first
+                old, _ = self._textures.popitem(last=False)[1]
+                old.release()
             image = np.ascontiguousarray(image)
             channels = image.shape[2] if image.ndim == 3 else 1
             tex = self.ctx.texture((image.shape[1], image.shape[0]), channels, image.tobytes())
-            tex.build_mipmaps()
+            # No mipmaps: building them costs ~3 ms a texture on llvmpipe, and textures are made per sample at
+            # about the resolution they are seen at, so bilinear filtering does not alias much.
             tex.repeat_x = tex.repeat_y = False
             self._textures[key] = (tex, image)  # keep the array alive so id() stays unique
             return tex
+        self._textures.move_to_end(key)
         return tex[0]
 
     def render(self, items: list[DrawItem], K: np.ndarray, lighting: Lighting,
@@ -224,6 +231,7 @@ class Renderer:
                 self._texture(item.texture).use(0)
                 prog["albedo_texture"].value = 0
             prog["base_color"].value = tuple(float(c) for c in item.color)
+            prog["tint"].value = tuple(float(c) for c in item.tint)
             prog["specular"].value = float(item.specular)
             prog["shininess"].value = float(item.shininess)
             prog["wrap"].value = float(item.wrap)

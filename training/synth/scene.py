@@ -25,6 +25,10 @@ log = logging.getLogger(__name__)
 # Part ids in the id buffer. Head parts first; accessories get ids from FIRST_ACCESSORY_ID on.
 SKIN, EYES, MOUTH, LASHES = 0, 1, 2, 3
 FIRST_ACCESSORY_ID = 10
+# Skin textures cost ~20 ms each, more than the rest of a sample: each engine draws skins from a bank of this many,
+# made lazily and deterministically from (seed, slot), and varies them per sample with a tint.
+SKIN_BANK_SIZE = 256
+SKIN_BANK_STREAM = 7919  # keeps the bank's random stream apart from the samples' (seed, index) streams
 HEAD_MATERIALS: dict[str, int] = {
     "M_Face": SKIN, "M_BackHead": SKIN, "M_ScleraLeft": EYES, "M_ScleraRight": EYES, "M_Teeth": MOUTH,
     "M_GumsTongue": MOUTH,
@@ -85,6 +89,7 @@ class SyntheticEngine:
         self.renderer = Renderer(self.config.width, self.config.height, self.config.supersample)
         self.backgrounds = appearance.BackgroundBank()
         self._meshes = _material_meshes(str(self.model.path))
+        self._skins: dict[int, tuple[appearance.SkinParams, dict[str, np.ndarray]]] = {}
 
     def rng(self, index: int) -> np.random.Generator:
         return np.random.default_rng([self.seed, index])
@@ -106,9 +111,9 @@ class SyntheticEngine:
         cfg = self.config
         model = self.model
         vertices = model.vertices(params.identity, params.expression)
-        skin = appearance.sample_skin(rng)
-        textures = appearance.material_textures(skin, rng)
-        items = self._head_items(vertices, params.R, params.t, textures, skin)
+        skin, textures = self._banked_skin(int(rng.integers(SKIN_BANK_SIZE)))
+        tint = np.exp(rng.normal(0, 0.06, 3))  # so no two samples share a skin colour exactly
+        items = self._head_items(vertices, params.R, params.t, textures, skin, tint)
 
         num_head_items = len(items)
         occluder_ids: list[int] = []
@@ -152,8 +157,21 @@ class SyntheticEngine:
         return Sample(image=image, identity=params.identity, expression=params.expression, K=params.K, R=params.R,
                       t=params.t, depth=depth, part_id=part_id, head_depth=head_depth, occluder_ids=tuple(occluder_ids), tags=tags)
 
+    def fill_skin_bank(self) -> None:
+        """Make every banked skin now (~5 s) rather than during the first few hundred samples."""
+        for slot in range(SKIN_BANK_SIZE):
+            self._banked_skin(slot)
+
+    def _banked_skin(self, slot: int) -> tuple[appearance.SkinParams, dict[str, np.ndarray]]:
+        """Skin parameters and textures of a bank slot, made on first use from (seed, slot) alone."""
+        if slot not in self._skins:
+            rng = np.random.default_rng([self.seed, SKIN_BANK_STREAM, slot])
+            skin = appearance.sample_skin(rng)
+            self._skins[slot] = (skin, appearance.material_textures(skin, rng))
+        return self._skins[slot]
+
     def _head_items(self, vertices: np.ndarray, R: np.ndarray, t: np.ndarray, textures: dict[str, np.ndarray],
-                    skin: appearance.SkinParams) -> list[DrawItem]:
+                    skin: appearance.SkinParams, tint: np.ndarray) -> list[DrawItem]:
         model = self.model
         cam = _pose(vertices, R, t)
         normals = (smooth_normals(vertices, model.triangles) @ R.T).astype(np.float32)
@@ -164,6 +182,8 @@ class SyntheticEngine:
                             part_id=pid)
             if name in textures:
                 item.uv, item.texture = mesh.uv, textures[name]
+                if pid == SKIN:
+                    item.tint = tuple(tint)
             else:
                 item.color = {"M_Teeth": skin.teeth_rgb, "M_GumsTongue": skin.gums_rgb}[name]
             item.specular, item.shininess, item.wrap = {SKIN: (0.12, 24.0, 0.35), EYES: (0.6, 80.0, 0.0),
