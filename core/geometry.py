@@ -126,3 +126,17 @@ def similarity_from_box(box: np.ndarray, out_size: int, scale: float = 1.0) -> n
     s = out_size / side
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
     return np.array([[s, 0, out_size / 2 - s * cx], [0, s, out_size / 2 - s * cy]])
+
+
+def vertex_normals(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
+    """Area-weighted unit vertex normals (V, 3) of a triangle mesh (numpy only, so Blender can use it too)."""
+    vertices = np.asarray(vertices, np.float32)
+    a, b, c = (vertices[triangles[:, k]] for k in range(3))
+    face_normals = np.cross(b - a, c - a)  # length = 2 x area: area weighting for free
+    normals = np.zeros((len(vertices), 3))
+    for corner in range(3):
+        for axis in range(3):
+            normals[:, axis] += np.bincount(triangles[:, corner], face_normals[:, axis], minlength=len(vertices))
+    length = np.linalg.norm(normals, axis=1, keepdims=True)
+    # A vertex with no area around it (unused, or degenerate triangles) gets +Y rather than a zero normal.
+    return np.where(length > 1e-12, normals / np.maximum(length, 1e-12), [0.0, 1.0, 0.0]).astype(np.float32)

@@ -347,6 +347,7 @@ def test_onnx_export_matches_torch(tmp_path):
         with torch.no_grad():
             expected = model(image, queries, style_ids=styles, prior_theta=prior, normals=normals)
         expected["theta_out"] = expected["theta"]
+        expected["confidence"] = torch.sigmoid(expected["face_logit"])
         feed = {"image": image.numpy(), "queries": queries.numpy(), "theta": prior.numpy(),
                 "normals": normals.numpy(), "style_ids": styles.numpy()}
         got = dict(zip(outputs, session.run(outputs, feed)))

@@ -7,7 +7,7 @@ import pytest
 from core import geometry
 from core.facemodel import load_facemodel
 from core.layouts import load_layout
-from training.synth.renderer import DrawItem, Lighting, Renderer, smooth_normals
+from training.synth.renderer import DrawItem, Lighting, Renderer
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -81,7 +81,7 @@ def test_head_depth_matches_visible_landmarks(renderer):
     points = load_layout("ibug68").points(verts, model.triangles)
     t = np.array([0.0, 0.0, 70.0]) - R @ points.mean(0)
     cam = geometry.to_camera(verts, R, t).astype(np.float32)
-    item = DrawItem(positions=cam, normals=(smooth_normals(verts, tris) @ R.T).astype(np.float32), indices=tris)
+    item = DrawItem(positions=cam, normals=(geometry.vertex_normals(verts, tris) @ R.T).astype(np.float32), indices=tris)
     result = renderer.render([item], K, Lighting())
     pc = geometry.to_camera(points, R, t)
     uv = geometry.project(pc, K) * result.supersample

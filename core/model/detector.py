@@ -6,6 +6,7 @@
 Output dict (B images, N queries):
     points_2d   (B, N, 2) full-image pixels          theta      (B, 2, 3) crop (see stn.py)
     points_crop (B, N, 2) crop pixels                crop       (B, 3, cs, cs) what the backbone saw
+    face_logit  (B,) is there a face in the crop (trained on face-free negatives; sigmoid -> confidence)
     offsets     (B, N, 3 | 2) semantic correction (cm for the 3D head, crop px for the 2D head), if enabled
   3D head only:
     points_3d   (B, N, 3) canonical cm               K, R, t    full-image camera (B, 3, 3), (B, 3, 3), (B, 3)
@@ -91,6 +92,7 @@ class LandmarkDetector(nn.Module):
                              persistent=False)
         self.correction = (SemanticCorrection(out_dim, config.num_styles, config.fourier_bands)
                            if config.semantic_correction else None)
+        self.face_presence = nn.Linear(channels, 1)
 
     def forward(self, image: torch.Tensor, queries: torch.Tensor, style_ids: torch.Tensor | None = None,
                 crop_theta: torch.Tensor | None = None, prior_theta: torch.Tensor | None = None,
@@ -112,7 +114,8 @@ class LandmarkDetector(nn.Module):
         crop = sample_crop(image, theta, cs)
         features = self.backbone(crop)
         pooled = features.mean((2, 3))
-        out: dict[str, torch.Tensor] = {"theta": theta, "crop": crop}
+        out: dict[str, torch.Tensor] = {"theta": theta, "crop": crop,
+                                        "face_logit": self.face_presence(pooled)[:, 0]}
 
         offsets = None
         if self.correction is not None:
@@ -183,6 +186,7 @@ class _ExportWrapper(nn.Module):
         kwargs[("prior_theta" if self.model.config.stn else "crop_theta")] = kwargs.pop("theta")
         out = self.model(**kwargs)
         out["theta_out"] = out["theta"]
+        out["confidence"] = torch.sigmoid(out["face_logit"])
         return tuple(out[name] for name in self.outputs)
 
 
@@ -192,9 +196,11 @@ def onnx_io_names(config: ModelConfig) -> tuple[list[str], list[str]]:
     Inputs: image (B, 3, H, W) float [0, 1], queries (N, 3), theta (B, 2, 3) (the STN's prior, e.g. the previous
     frame's theta or stn.full_frame_theta; without an STN, the crop), then normals (N, 3) for a 3D head and
     style_ids (B,) int64 with semantic correction.
+    Outputs: points_2d (B, N, 2), theta_out (B, 2, 3), confidence (B,) face presence in 0..1, then for a 3D head
+    points_3d (B, N, 3), K, R, t and visibility (B, N).
     """
     inputs = ["image", "queries", "theta"]
-    outputs = ["points_2d", "theta_out"]
+    outputs = ["points_2d", "theta_out", "confidence"]
     if config.head == "3d":
         inputs.append("normals")
         outputs += ["points_3d", "K", "R", "t", "visibility"]
@@ -219,7 +225,7 @@ def export_onnx(model: LandmarkDetector, path: str | Path, image_hw: tuple[int, 
                          else theta_from_box(torch.tensor([[w * 0.2, h * 0.2, w * 0.8, h * 0.8]]), image_hw))
     dynamic = {"image": {0: "batch", 2: "height", 3: "width"}, "queries": {0: "num_queries"},
                "theta": {0: "batch"}, "normals": {0: "num_queries"}, "style_ids": {0: "batch"},
-               "points_2d": {0: "batch", 1: "num_queries"}, "theta_out": {0: "batch"},
+               "points_2d": {0: "batch", 1: "num_queries"}, "theta_out": {0: "batch"}, "confidence": {0: "batch"},
                "points_3d": {0: "batch", 1: "num_queries"}, "K": {0: "batch"}, "R": {0: "batch"}, "t": {0: "batch"},
                "visibility": {0: "batch", 1: "num_queries"}}
     with torch.no_grad(), warnings.catch_warnings():

@@ -25,6 +25,7 @@ import numpy as np
 import scipy.ndimage
 import scipy.sparse
 
+from core import geometry
 from core.facemodel import FaceModel, HEAD_AND_NECK_VERTICES
 from core.layouts import load_layout
 from training.synth.parts import MeshPart
@@ -109,17 +110,6 @@ def _grid_triangles_cached(rows: int, cols: int, wrap_cols: bool, wrap_rows: boo
                            np.stack([b, d, e], -1).reshape(-1, 3)]).astype(np.int32)
 
 
-def _vertex_normals(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
-    """Area-weighted vertex normals, float32 (zero-area neighbourhoods get +Y)."""
-    v = vertices[triangles]
-    fn = np.cross(v[:, 1] - v[:, 0], v[:, 2] - v[:, 0])
-    idx = triangles.reshape(-1)
-    n = np.stack([np.bincount(idx, np.repeat(fn[:, k], 3), minlength=len(vertices)) for k in range(3)], 1)
-    length = np.linalg.norm(n, axis=1, keepdims=True)
-    n = np.where(length > 1e-12, n / np.maximum(length, 1e-12), [0.0, 1.0, 0.0])
-    return n.astype(np.float32)
-
-
 def _normalize(v: np.ndarray) -> np.ndarray:
     return v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), 1e-9)
 
@@ -201,7 +191,7 @@ def _part(name: str, vertices: np.ndarray, triangles: np.ndarray, normals: np.nd
     vertices = np.ascontiguousarray(vertices, np.float32)
     triangles = np.ascontiguousarray(triangles, np.int32)
     if normals is None:
-        normals = _vertex_normals(vertices, triangles)
+        normals = geometry.vertex_normals(vertices, triangles)
     uv = kwargs.pop("uv", None)
     if uv is not None:
         uv = np.clip(uv, 0.0, 1.0).astype(np.float32)

@@ -6,14 +6,12 @@ camera-space geometry; the caller poses it. Pixel centres are at half-integers, 
 """
 from __future__ import annotations
 
-import functools
 import logging
 from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
-import scipy.sparse
 
 log = logging.getLogger(__name__)
 
@@ -115,21 +113,6 @@ class RenderResult:
     base_depth: np.ndarray | None = None  # (H*s, W*s) depth of the items before `snapshot_after`
 
 
-@functools.lru_cache(maxsize=8)
-def _incidence(triangles_bytes: bytes, num_vertices: int) -> scipy.sparse.csr_matrix:
-    triangles = np.frombuffer(triangles_bytes, np.int32).reshape(-1, 3)
-    rows = triangles.reshape(-1)
-    cols = np.repeat(np.arange(len(triangles)), 3)
-    return scipy.sparse.csr_matrix((np.ones(len(rows), np.float32), (rows, cols)),
-                                   shape=(num_vertices, len(triangles)))
-
-
-def smooth_normals(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
-    """Area-weighted vertex normals (V, 3); the vertex-triangle incidence is cached per topology."""
-    v = vertices[triangles]
-    face_n = np.cross(v[:, 1] - v[:, 0], v[:, 2] - v[:, 0])
-    normals = _incidence(np.ascontiguousarray(triangles, np.int32).tobytes(), len(vertices)) @ face_n
-    return (normals / np.maximum(np.linalg.norm(normals, axis=1, keepdims=True), 1e-12)).astype(np.float32)
 
 
 def projection_from_intrinsics(K: np.ndarray, width: int, height: int, near: float, far: float) -> np.ndarray:

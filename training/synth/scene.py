@@ -16,7 +16,7 @@ from core.facemodel import FaceModel, load_facemodel
 from core.layouts import load_layout
 from training.synth import accessories, appearance, effects
 from training.synth.parts import MeshPart
-from training.synth.renderer import DrawItem, Renderer, smooth_normals
+from training.synth.renderer import DrawItem, Renderer
 from training.synth.sample import Sample
 from training.synth.sampling import SceneParams, sample_lighting, sample_scene
 
@@ -174,7 +174,7 @@ class SyntheticEngine:
                     skin: appearance.SkinParams, tint: np.ndarray) -> list[DrawItem]:
         model = self.model
         cam = _pose(vertices, R, t)
-        normals = (smooth_normals(vertices, model.triangles) @ R.T).astype(np.float32)
+        normals = (geometry.vertex_normals(vertices, model.triangles) @ R.T).astype(np.float32)
         items = []
         for name, pid in HEAD_MATERIALS.items():
             mesh = self._meshes[name]
@@ -193,7 +193,7 @@ class SyntheticEngine:
 
     @staticmethod
     def _part_item(part: MeshPart, R: np.ndarray, t: np.ndarray, part_id: int) -> DrawItem:
-        normals = part.normals if part.normals is not None else smooth_normals(part.vertices, part.triangles)
+        normals = part.normals if part.normals is not None else geometry.vertex_normals(part.vertices, part.triangles)
         return DrawItem(positions=_pose(part.vertices, R, t), normals=(normals @ R.T).astype(np.float32),
                         indices=part.triangles, uv=None if part.uv is None else part.uv.astype(np.float32),
                         texture=part.texture, color=part.color, specular=part.specular,
