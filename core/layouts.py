@@ -19,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
+from core import geometry
 from core.facemodel import FaceModel, load_facemodel
 from core.paths import ASSETS_DIR
 
@@ -31,6 +32,17 @@ IBUG68_CONTOURS: dict[str, list[int]] = {
     "eye_right": list(range(36, 42)) + [36], "eye_left": list(range(42, 48)) + [42],
     "lips_outer": list(range(48, 60)) + [48], "lips_inner": list(range(60, 68)) + [60],
 }
+
+
+# Annotation semantics (dataset styles) the semantic correction network knows, by id; 0 is the canonical surface.
+# Dataset readers name their semantics with these keys; the trained model's style embedding uses these ids.
+SEMANTICS: dict[str, int] = {"canonical": 0, "ibug2d": 1, "aflw3d": 2, "wflw": 3, "cofw": 4}
+
+
+def semantics_id(name: str) -> int:
+    if name not in SEMANTICS:
+        raise ValueError(f"Unknown semantics '{name}'; known: {', '.join(SEMANTICS)}")
+    return SEMANTICS[name]
 
 
 class LayoutError(ValueError):
@@ -58,6 +70,12 @@ class Layout:
         """The layout's points on the neutral canonical face: the query points the detector takes."""
         model = model or load_facemodel()
         return self.points(model.neutral, model.triangles).astype(np.float32)
+
+    def canonical_normals(self, model: FaceModel | None = None) -> np.ndarray:
+        """Unit surface normals (N, 3) at the query points on the neutral face: the 3D head's facing test."""
+        model = model or load_facemodel()
+        normals = self.points(geometry.vertex_normals(model.neutral, model.triangles), model.triangles)
+        return (normals / np.linalg.norm(normals, axis=1, keepdims=True)).astype(np.float32)
 
     def to_json(self) -> dict:
         out = {"name": self.name, "description": self.description, "triangles": self.triangles.tolist(),

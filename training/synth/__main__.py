@@ -44,6 +44,8 @@ def _engine(args):
 
 
 def cmd_generate(args) -> None:
+    from training.synth.sample import training_targets
+
     k, n = parse_shard(args.shard)
     engine = _engine(args)
     out = Path(args.out)
@@ -51,7 +53,8 @@ def cmd_generate(args) -> None:
     stems = []
     for i in tqdm(indices, desc=f"shard {k}/{n}", unit="sample"):
         stem = f"sample_{i:07d}"
-        engine.sample(i).save(out, stem, image_format=args.format)
+        sample = engine.sample(i)
+        sample.save(out, stem, image_format=args.format, targets=training_targets(sample, engine.model))
         stems.append(stem)
     manifest = {"seed": args.seed, "num": args.num, "shard": [k, n], "size": args.size, "samples": stems,
                 "accessories": not args.no_accessories, "effects": args.effects}

@@ -76,8 +76,10 @@ class Sample:
                              depth=cam[:, 2].astype(np.float32), in_frame=in_frame, self_visible=self_visible,
                              unoccluded=unoccluded)
 
-    def save(self, folder: Path, stem: str, image_format: str = "jpg") -> Path:
-        """Write `stem.jpg|png` and `stem.npz` (everything else); returns the npz path."""
+    def save(self, folder: Path, stem: str, image_format: str = "jpg",
+             targets: dict[str, np.ndarray] | None = None) -> Path:
+        """Write `stem.jpg|png` and `stem.npz` (everything else, plus `target_*` arrays from
+        `training_targets` if given); returns the npz path."""
         folder.mkdir(parents=True, exist_ok=True)
         image_path = folder / f"{stem}.{image_format}"
         params = [cv2.IMWRITE_JPEG_QUALITY, 95] if image_format == "jpg" else []
@@ -88,7 +90,8 @@ class Sample:
                             K=self.K, R=self.R, t=self.t, depth=self.depth.astype(np.float16),
                             head_depth=self.head_depth.astype(np.float16),
                             part_id=self.part_id.astype(np.int16), occluder_ids=np.array(self.occluder_ids, int),
-                            tags=json.dumps(self.tags, default=_jsonable))
+                            tags=json.dumps(self.tags, default=_jsonable),
+                            **{f"target_{k}": v for k, v in (targets or {}).items()})
         return npz_path
 
     @classmethod
@@ -104,6 +107,32 @@ class Sample:
                        depth=data["depth"].astype(np.float32), part_id=data["part_id"],
                        head_depth=data["head_depth"].astype(np.float32),
                        occluder_ids=tuple(int(i) for i in data["occluder_ids"]), tags=json.loads(str(data["tags"])))
+
+
+# What a training sample carries, precomputed at generation so data loading stays cheap.
+TRAINING_LAYOUTS = ("ibug68", "wflw98", "dense")
+TRAINING_STYLES = ("ibug2d", "aflw3d", "wflw")
+
+
+def training_targets(sample: Sample, model: FaceModel | None = None) -> dict[str, np.ndarray]:
+    """Per layout `<layout>_2d` (N, 2), `<layout>_vis` (N,) uint8, `<layout>_3d` (N, 3) float16 canonical cm; per
+    annotation style `style_<name>_2d`; and `box` (x0, y0, x1, y1) around the iBUG-68 points."""
+    from core.layouts import load_layout
+    from training.synth.styles import get_style, style_points
+
+    model = model or load_facemodel()
+    verts = sample.vertices(model)
+    out: dict[str, np.ndarray] = {}
+    for name in TRAINING_LAYOUTS:
+        truth = sample.truth(load_layout(name), model, verts)
+        out[f"{name}_2d"] = truth.points_2d
+        out[f"{name}_vis"] = truth.visibility.astype(np.uint8)
+        out[f"{name}_3d"] = truth.points_3d.astype(np.float16)
+    for name in TRAINING_STYLES:
+        out[f"style_{name}_2d"] = style_points(get_style(name), verts, sample.K, sample.R, sample.t, model)
+    pts = out["ibug68_2d"]
+    out["box"] = np.concatenate([pts.min(0), pts.max(0)]).astype(np.float32)
+    return out
 
 
 def _jsonable(value):
