@@ -1,0 +1,172 @@
+"""Reading images as RGB uint8, and fitting them to the model's input size (numpy + OpenCV only).
+
+Pixel convention (conventions.md): origin at the top-left corner of the image, so the top-left pixel's centre is
+(0.5, 0.5), and resizing an image by s maps a point x to x * s.
+
+`fit_to_input` scales an image uniformly by s = min(W_in / W, H_in / H) and centres it on a black canvas of the
+model's input size: p_input = s * p + offset. The centred padding is what the model's own full-frame crop does
+to a non-square frame (stn.full_frame_theta), so the model sees the same view either way. The scale is exactly
+uniform (square pixels stay square, so one focal length maps back): large reductions first average k x k blocks
+(k an integer, after padding the image to a multiple of k), then one affine warp applies the remaining factor.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+IMAGE_EXTENSIONS = frozenset({".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp", ".jp2", ".pbm", ".pgm",
+                              ".ppm", ".pnm", ".sr", ".ras", ".exr", ".hdr", ".pic"})
+BACKGROUND_GREY = 128  # transparent pixels are composited on mid grey: neither black nor white biases the model
+
+
+class ImageReadError(OSError):
+    """An image file that cannot be read; the message names the file and why."""
+
+    def __init__(self, path: str | Path, reason: str) -> None:
+        self.path = str(path)
+        self.reason = reason
+        super().__init__(f"cannot read image {self.path}: {reason}")
+
+
+def is_image_path(path: str | Path) -> bool:
+    return Path(path).suffix.lower() in IMAGE_EXTENSIONS
+
+
+def _is_jpeg(data: np.ndarray) -> bool:
+    return data.size >= 3 and bytes(data[:3]) == b"\xff\xd8\xff"
+
+
+def read_image(path: str | Path) -> np.ndarray:
+    """An image file as an (H, W, 3) RGB uint8 array.
+
+    Grayscale is expanded to RGB, alpha is composited on grey, 16-bit and float images are scaled to 8 bits,
+    palette images are expanded, and JPEG EXIF orientation is applied. Raises ImageReadError naming the file.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise ImageReadError(path, "file not found")
+    if path.is_dir():
+        raise ImageReadError(path, "is a folder, not an image file")
+    try:
+        # np.fromfile + imdecode rather than imread: imread cannot open non-ASCII paths on Windows.
+        data = np.fromfile(str(path), dtype=np.uint8)
+    except OSError as exc:
+        raise ImageReadError(path, exc.strerror or str(exc)) from exc
+    if data.size == 0:
+        raise ImageReadError(path, "the file is empty")
+    # JPEG has no alpha and no 16-bit: IMREAD_COLOR applies its EXIF orientation. Other formats are read
+    # unchanged to keep alpha and bit depth (OpenCV ignores EXIF orientation for those, as most viewers do for PNG).
+    flags = cv2.IMREAD_COLOR if _is_jpeg(data) else cv2.IMREAD_UNCHANGED
+    try:
+        image = cv2.imdecode(data, flags)
+    except cv2.error as exc:
+        raise ImageReadError(path, f"not an image or unsupported format ({exc.err})") from exc
+    if image is None or image.size == 0:
+        raise ImageReadError(path, "not an image or unsupported format")
+    try:
+        return to_rgb_uint8(image, bgr=True)
+    except ValueError as exc:  # e.g. a multi-spectral TIFF
+        raise ImageReadError(path, str(exc)) from exc
+
+
+def to_rgb_uint8(image: np.ndarray, bgr: bool = False) -> np.ndarray:
+    """Any (H, W), (H, W, 1|2|3|4) uint8/uint16/float image -> (H, W, 3) RGB uint8.
+
+    `bgr`: channel order of 3/4-channel input is OpenCV's. Floats are taken in [0, 1].
+    """
+    image = np.asarray(image)
+    if image.ndim == 2:
+        image = image[:, :, None]
+    if image.ndim != 3 or image.shape[2] not in (1, 2, 3, 4):
+        raise ValueError(f"expected an (H, W) or (H, W, C) image with C in 1..4, got shape {image.shape}")
+    if image.dtype == np.uint8:
+        scaled = image.astype(np.float32) if image.shape[2] in (2, 4) else image
+        max_value = 255.0
+    elif image.dtype == np.uint16:
+        scaled, max_value = image.astype(np.float32), 65535.0
+    elif np.issubdtype(image.dtype, np.floating):
+        scaled, max_value = np.nan_to_num(image.astype(np.float32)).clip(0, 1), 1.0
+    else:
+        info = np.iinfo(image.dtype)
+        scaled, max_value = image.astype(np.float32).clip(0, info.max), float(info.max)
+    channels = image.shape[2]
+    if channels in (2, 4):
+        alpha = scaled[:, :, -1:] / max_value
+        colour = scaled[:, :, :-1] * (255.0 / max_value)
+        rgb = colour * alpha + BACKGROUND_GREY * (1 - alpha)
+    elif scaled.dtype == np.uint8:
+        rgb = scaled
+    else:
+        rgb = scaled * (255.0 / max_value)
+    if rgb.dtype != np.uint8:
+        rgb = np.clip(rgb + 0.5, 0, 255).astype(np.uint8)
+    # cv2.cvtColor rather than numpy slicing: several times faster on large frames.
+    if rgb.shape[2] == 1:
+        return cv2.cvtColor(rgb, cv2.COLOR_GRAY2RGB)
+    return cv2.cvtColor(rgb, cv2.COLOR_BGR2RGB) if bgr else np.ascontiguousarray(rgb)
+
+
+@dataclass(frozen=True)
+class ImageFit:
+    """How an original image maps into the model's input: p_input = scale * p_original + offset (pixels)."""
+
+    scale: float
+    offset: tuple[float, float]
+    original_hw: tuple[int, int]
+    input_hw: tuple[int, int]
+
+    def to_input(self, points: np.ndarray) -> np.ndarray:
+        return np.asarray(points, np.float64) * self.scale + np.asarray(self.offset)
+
+    def to_original(self, points: np.ndarray) -> np.ndarray:
+        return (np.asarray(points, np.float64) - np.asarray(self.offset)) / self.scale
+
+    def intrinsics_to_original(self, K: np.ndarray) -> np.ndarray:
+        """K of the model-input image -> K of the original image: the same camera, pixels mapped back.
+
+        Projection p_in = f X / Z + c_in and p = (p_in - offset) / s give p = (f / s) X / Z + (c_in - offset) / s.
+        """
+        K = np.asarray(K, np.float64)
+        out = np.eye(3)
+        out[0, 0] = K[0, 0] / self.scale
+        out[1, 1] = K[1, 1] / self.scale
+        out[0, 1] = K[0, 1] / self.scale
+        out[:2, 2] = (K[:2, 2] - np.asarray(self.offset)) / self.scale
+        return out
+
+
+def fit_geometry(original_hw: tuple[int, int], input_hw: tuple[int, int]) -> ImageFit:
+    h, w = original_hw
+    H, W = input_hw
+    s = min(W / w, H / h)
+    return ImageFit(scale=s, offset=((W - s * w) / 2, (H - s * h) / 2), original_hw=(h, w), input_hw=(H, W))
+
+
+def fit_to_input(image: np.ndarray, input_hw: tuple[int, int]) -> tuple[np.ndarray, ImageFit]:
+    """Resize (keep aspect) and pad an (H, W, C) image to `input_hw`; returns it and the mapping (module doc)."""
+    h, w = image.shape[:2]
+    fit = fit_geometry((h, w), input_hw)
+    H, W = input_hw
+    k = max(1, math.floor(1 / fit.scale + 0.5))
+    reduced = image
+    if k > 1:
+        # Area averaging of whole k x k blocks is an exact x -> x / k; bilinear warps alone would alias.
+        pad_h, pad_w = -h % k, -w % k
+        if pad_h or pad_w:
+            reduced = cv2.copyMakeBorder(reduced, 0, pad_h, 0, pad_w, cv2.BORDER_REPLICATE)
+        reduced = cv2.resize(reduced, ((w + pad_w) // k, (h + pad_h) // k), interpolation=cv2.INTER_AREA)
+    s = fit.scale * k
+    ox, oy = fit.offset
+    # warpAffine works on pixel indices (centres at integers): i_out = s * i_in + (s - 1) / 2 + offset.
+    M = np.array([[s, 0.0, ox + (s - 1) / 2], [0.0, s, oy + (s - 1) / 2]])
+    out = cv2.warpAffine(reduced, M, (W, H), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    if out.ndim == 2:
+        out = out[:, :, None]
+    return out, fit

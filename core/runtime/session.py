@@ -1,0 +1,189 @@
+"""The exported detector in onnxruntime: one image (RGB, any size) -> landmarks, visibility, 3D points, camera.
+
+    model = LandmarkModel()                             # assets/models/default.onnx, or LandmarkModel("m.onnx")
+    face = model.predict(image_rgb, layout="ibug68")    # FaceResult; face.found when confidence >= threshold
+
+The graph's inputs and outputs are core.model.detector.onnx_io_names'. Every image is fitted (resize keeping the
+aspect ratio, centred padding) to the export size stored in the file's metadata (see images.fit_to_input), and
+the outputs are mapped back to the original image's pixels; K is the same camera for the original image.
+No torch here: this module runs inside Blender with numpy, onnxruntime and OpenCV.
+"""
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from core.layouts import SEMANTICS, Layout, load_layout
+from core.paths import ASSETS_DIR
+from core.runtime.images import ImageFit, fit_to_input, to_rgb_uint8
+
+log = logging.getLogger(__name__)
+
+DEFAULT_MODEL_PATH = ASSETS_DIR / "models" / "default.onnx"
+DEFAULT_INPUT_HW = (256, 256)
+DEFAULT_THRESHOLD = 0.5
+PRODUCER = "infinite_landmarks"
+FORMAT_VERSION = 1  # training.export.METADATA_FORMAT_VERSION that this runtime reads
+REQUIRED_INPUTS = ("image", "queries", "theta")
+REQUIRED_OUTPUTS = ("points_2d", "theta_out", "confidence")
+CAMERA_OUTPUTS = ("points_3d", "K", "R", "t", "visibility")
+
+
+class ModelNotFoundError(FileNotFoundError):
+    """No model file at the given (or default) path."""
+
+
+class ModelLoadError(RuntimeError):
+    """A file that is not a usable detector ONNX model."""
+
+
+def full_frame_theta(input_hw: tuple[int, int]) -> np.ndarray:
+    """(1, 2, 3) float32 theta of the square crop of side max(H, W) centred on the frame (stn.full_frame_theta)."""
+    h, w = input_hw
+    side = max(h, w)
+    return np.array([[[side / w, 0.0, 0.0], [0.0, side / h, 0.0]]], np.float32)
+
+
+@dataclass
+class FaceResult:
+    """One face in one image. 2D and camera quantities are in the ORIGINAL image's pixels.
+
+    landmarks_3d, K, R and t are None for a model without a 3D head (and visibility is then all ones).
+    `theta` (2, 3) is the model's crop in model-input space: the prior for the next frame of a video.
+    """
+
+    confidence: float
+    found: bool
+    landmarks_2d: np.ndarray            # (N, 2)
+    visibility: np.ndarray              # (N,)
+    landmarks_3d: np.ndarray | None     # (N, 3) canonical cm
+    K: np.ndarray | None                # (3, 3)
+    R: np.ndarray | None                # (3, 3) canonical -> camera
+    t: np.ndarray | None                # (3,) cm
+    theta: np.ndarray                   # (2, 3)
+
+    def to_json(self) -> dict[str, Any]:
+        """The per-face dict of the `python -m core.predict` contract (conventions.md)."""
+        def listed(a: np.ndarray | None, digits: int) -> Any:
+            return None if a is None else np.round(np.asarray(a, np.float64), digits).tolist()
+
+        return {"confidence": round(float(self.confidence), 5),
+                "landmarks_2d": listed(self.landmarks_2d, 3),
+                "visibility": listed(self.visibility, 4),
+                "landmarks_3d": listed(self.landmarks_3d, 4),
+                "K": listed(self.K, 4), "R": listed(self.R, 6), "t": listed(self.t, 4)}
+
+
+class LandmarkModel:
+    """An exported detector loaded in onnxruntime (CPU)."""
+
+    def __init__(self, path: str | Path | None = None, threads: int | None = None,
+                 threshold: float = DEFAULT_THRESHOLD, spin: bool = False) -> None:
+        """`threads`: onnxruntime intra-op threads (None: onnxruntime's default, all cores). `spin`: let idle
+        worker threads busy-wait between operators (a little faster on an idle machine, much slower on a busy
+        one, e.g. inside Blender or beside training jobs)."""
+        import onnxruntime as ort  # here, so image and video readers import without onnxruntime installed
+
+        self.path = Path(path) if path is not None else DEFAULT_MODEL_PATH
+        self.threshold = threshold
+        if not self.path.is_file():
+            hint = ("train a model and export it with `python -m training.export CHECKPOINT "
+                    f"{DEFAULT_MODEL_PATH}`, or pass another model with --model PATH")
+            what = "default model" if path is None else "model file"
+            raise ModelNotFoundError(f"{what} {self.path} not found: {hint}")
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = int(threads or 0)
+        options.inter_op_num_threads = 1
+        options.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
+        options.log_severity_level = 3  # onnxruntime's warnings about unused initialisers are noise here
+        try:
+            self.session = ort.InferenceSession(str(self.path), options, providers=["CPUExecutionProvider"])
+        except Exception as exc:  # noqa: BLE001 - onnxruntime raises several private exception types
+            raise ModelLoadError(f"{self.path} is not a valid ONNX model ({type(exc).__name__}: "
+                                 f"{str(exc).splitlines()[0][:200]})") from exc
+        self.input_names = [i.name for i in self.session.get_inputs()]
+        self.output_names = [o.name for o in self.session.get_outputs()]
+        missing = [n for n in REQUIRED_INPUTS if n not in self.input_names] + \
+                  [n for n in REQUIRED_OUTPUTS if n not in self.output_names]
+        if missing:
+            raise ModelLoadError(f"{self.path} is an ONNX model but not an Infinite Landmarks detector "
+                                 f"(missing {', '.join(missing)}; has inputs {self.input_names}, "
+                                 f"outputs {self.output_names})")
+        self.has_3d = all(n in self.output_names for n in CAMERA_OUTPUTS)
+        self.metadata: dict[str, str] = dict(self.session.get_modelmeta().custom_metadata_map)
+        if self.metadata.get("producer") != PRODUCER:
+            log.warning("%s has no Infinite Landmarks metadata: assuming a %dx%d input", self.path, *DEFAULT_INPUT_HW)
+        elif int(self.metadata.get("format_version", "1")) > FORMAT_VERSION:
+            log.warning("%s was exported by a newer version (metadata format %s > %d): update the runtime",
+                        self.path, self.metadata["format_version"], FORMAT_VERSION)
+        self.input_hw: tuple[int, int] = tuple(json.loads(self.metadata.get("image_size", "null"))
+                                               or DEFAULT_INPUT_HW)  # type: ignore[assignment]
+        self.config: dict[str, Any] = json.loads(self.metadata.get("model_config", "{}"))
+        self.semantics: dict[str, int] = json.loads(self.metadata["semantics"]) if "semantics" in self.metadata \
+            else dict(SEMANTICS)
+        self._queries: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+
+    def __repr__(self) -> str:
+        return f"LandmarkModel({str(self.path)!r}, input {self.input_hw[0]}x{self.input_hw[1]}, 3D head {self.has_3d})"
+
+    def queries(self, layout: str | Path | Layout) -> tuple[np.ndarray, np.ndarray]:
+        """(canonical points (N, 3), normals (N, 3)) float32 of a layout name, layout file or Layout; cached."""
+        if not isinstance(layout, Layout):
+            layout = load_layout(str(layout))
+        key = (layout.name, layout.triangles.tobytes(), layout.barycentric.tobytes())
+        if key not in self._queries:
+            self._queries[key] = (np.ascontiguousarray(layout.canonical_points(), np.float32),
+                                  np.ascontiguousarray(layout.canonical_normals(), np.float32))
+        return self._queries[key]
+
+    def style_id(self, semantics: str) -> int:
+        if semantics not in self.semantics:
+            raise ValueError(f"Unknown semantics '{semantics}'; this model knows: {', '.join(self.semantics)}")
+        return int(self.semantics[semantics])
+
+    def run(self, model_input: np.ndarray, queries: np.ndarray, normals: np.ndarray, style_id: int = 0,
+            prior_theta: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """Raw graph outputs (batch 1) for an (H, W, 3) uint8 RGB image of the input size, in model-input space."""
+        image = np.ascontiguousarray(model_input.transpose(2, 0, 1)[None], dtype=np.float32)
+        image *= np.float32(1 / 255)
+        theta = full_frame_theta(self.input_hw) if prior_theta is None else \
+            np.asarray(prior_theta, np.float32).reshape(1, 2, 3)
+        feed = {"image": image, "queries": queries, "theta": theta, "normals": normals,
+                "style_ids": np.array([style_id], np.int64)}
+        outputs = self.session.run(self.output_names, {k: v for k, v in feed.items() if k in self.input_names})
+        return {name: value[0] for name, value in zip(self.output_names, outputs)}
+
+    def predict(self, image_rgb: np.ndarray, layout: str | Path | Layout = "ibug68", semantics: str = "canonical",
+                prior_theta: np.ndarray | None = None) -> FaceResult:
+        """The face in an RGB image (uint8, or uint16 / float in [0, 1], gray or with alpha), in its pixels.
+
+        `prior_theta` (2, 3): the previous frame's `FaceResult.theta` (same image size), or None for the full frame.
+        """
+        image = np.asarray(image_rgb)
+        if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
+            image = to_rgb_uint8(image)
+        if min(image.shape[:2]) < 1:
+            raise ValueError(f"empty image of shape {image.shape}")
+        queries, normals = self.queries(layout)
+        model_input, fit = fit_to_input(image, self.input_hw)
+        out = self.run(model_input, queries, normals, self.style_id(semantics), prior_theta)
+        return self._result(out, fit, len(queries))
+
+    def _result(self, out: dict[str, np.ndarray], fit: ImageFit, num_points: int) -> FaceResult:
+        confidence = float(out["confidence"])
+        landmarks_2d = fit.to_original(out["points_2d"])
+        if self.has_3d:
+            visibility = out["visibility"].astype(np.float64)
+            landmarks_3d = out["points_3d"].astype(np.float64)
+            K = fit.intrinsics_to_original(out["K"])
+            R, t = out["R"].astype(np.float64), out["t"].astype(np.float64)
+        else:
+            visibility, landmarks_3d, K, R, t = np.ones(num_points), None, None, None, None
+        return FaceResult(confidence=confidence, found=confidence >= self.threshold, landmarks_2d=landmarks_2d,
+                          visibility=visibility, landmarks_3d=landmarks_3d, K=K, R=R, t=t,
+                          theta=out["theta_out"].astype(np.float64))

@@ -1,0 +1,181 @@
+"""`python -m core.predict`: the command-line contract of ../shared/conventions.md (JSON schema, errors, exit
+codes, videos, folders, overlays), with a small untrained exported model."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from core.layouts import load_layout
+from core.model import MODEL_VARIANTS, create_model
+from core.predict import main
+from training.export import export_model
+
+torch.set_num_threads(1)
+
+REPO = Path(__file__).resolve().parents[1]
+FACE_KEYS = {"confidence", "landmarks_2d", "visibility", "landmarks_3d", "K", "R", "t"}
+
+
+@pytest.fixture(scope="module")
+def model_path(tmp_path_factory) -> Path:
+    torch.manual_seed(0)
+    model = create_model(dataclasses.replace(MODEL_VARIANTS["full"], crop_size=64, stn_input=32, hidden=64))
+    return export_model(model.eval(), tmp_path_factory.mktemp("model") / "small.onnx", (128, 128), source="test")
+
+
+def image(h: int, w: int, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    return cv2.resize(rng.integers(0, 256, (max(2, h // 8), max(2, w // 8), 3), dtype=np.uint8), (w, h))
+
+
+def predict(args: list, model_path: Path, tmp_path: Path, capsys) -> tuple[int, list, str, str]:  # noqa: ANN001
+    """Run the CLI in-process with --json; returns (exit code, parsed JSON, stdout, stderr)."""
+    out = tmp_path / "out.json"
+    code = main([str(a) for a in args] + ["--model", str(model_path), "--json", str(out), "--threads", "1"])
+    captured = capsys.readouterr()
+    return code, json.loads(out.read_text()) if out.exists() else None, captured.out, captured.err
+
+
+def check_face(face: dict, n: int, width: int, height: int) -> None:
+    assert set(face) == FACE_KEYS
+    assert isinstance(face["confidence"], float) and 0 <= face["confidence"] <= 1
+    assert np.asarray(face["landmarks_2d"]).shape == (n, 2)
+    assert np.asarray(face["visibility"]).shape == (n,)
+    assert np.asarray(face["landmarks_3d"]).shape == (n, 3)
+    assert np.asarray(face["K"]).shape == (3, 3) and np.asarray(face["R"]).shape == (3, 3)
+    assert np.asarray(face["t"]).shape == (3,)
+    K = np.asarray(face["K"])
+    assert K[2].tolist() == [0, 0, 1] and K[0, 0] == K[1, 1] > 0
+
+
+def test_json_schema(model_path, tmp_path, capsys):
+    cv2.imwrite(str(tmp_path / "a.png"), image(120, 160))
+    code, result, _, _ = predict([tmp_path / "a.png", "--threshold", "0"], model_path, tmp_path, capsys)
+    assert code == 0 and isinstance(result, list) and len(result) == 1
+    entry = result[0]
+    assert set(entry) == {"path", "width", "height", "faces"}
+    assert entry["path"] == str(tmp_path / "a.png") and (entry["width"], entry["height"]) == (160, 120)
+    assert len(entry["faces"]) == 1
+    check_face(entry["faces"][0], 68, 160, 120)
+    json.dumps(result, allow_nan=False)  # strict JSON: no NaN or Infinity
+
+
+def test_layouts_and_semantics(model_path, tmp_path, capsys):
+    cv2.imwrite(str(tmp_path / "a.png"), image(64, 64))
+    custom = tmp_path / "five.json"
+    ibug = load_layout("ibug68")
+    custom.write_text(json.dumps({"name": "five", "triangles": ibug.triangles[:5].tolist(),
+                                  "barycentric": ibug.barycentric[:5].tolist()}))
+    for layout, n in [("wflw98", 98), (custom, 5)]:
+        code, result, _, _ = predict([tmp_path / "a.png", "--threshold", "0", "--layout", layout,
+                                      "--semantics", "ibug2d"], model_path, tmp_path, capsys)
+        assert code == 0
+        check_face(result[0]["faces"][0], n, 64, 64)
+    code, _, _, err = predict([tmp_path / "a.png", "--layout", "no_such_layout"], model_path, tmp_path, capsys)
+    assert code == 2 and "no_such_layout" in err
+    code, _, _, err = predict([tmp_path / "a.png", "--semantics", "nope"], model_path, tmp_path, capsys)
+    assert code == 2 and "nope" in err
+
+
+def test_image_kinds_and_unreadable_file(model_path, tmp_path, capsys):
+    cv2.imwrite(str(tmp_path / "gray.png"), image(50, 70)[..., 0])
+    rgba = np.dstack([image(40, 30), np.full((40, 30), 128, np.uint8)])
+    cv2.imwrite(str(tmp_path / "rgba.png"), rgba)
+    cv2.imwrite(str(tmp_path / "deep.png"), image(30, 40).astype(np.uint16) * 257)
+    cv2.imwrite(str(tmp_path / "tiny.png"), image(8, 8))
+    cv2.imwrite(str(tmp_path / "huge.png"), np.zeros((3000, 5000, 3), np.uint8))
+    (tmp_path / "broken.jpg").write_text("this is not a picture")
+    names = ["gray.png", "broken.jpg", "rgba.png", "deep.png", "tiny.png", "huge.png", "missing.png"]
+    code, result, _, err = predict([tmp_path / n for n in names] + ["--threshold", "0"], model_path, tmp_path, capsys)
+    assert code == 1
+    assert str(tmp_path / "broken.jpg") in err and str(tmp_path / "missing.png") in err
+    sizes = {Path(e["path"]).name: (e["width"], e["height"]) for e in result}
+    assert sizes == {"gray.png": (70, 50), "rgba.png": (30, 40), "deep.png": (40, 30), "tiny.png": (8, 8),
+                     "huge.png": (5000, 3000)}
+    for entry in result:
+        check_face(entry["faces"][0], 68, entry["width"], entry["height"])
+
+
+def test_no_face_is_empty_and_exit_zero(model_path, tmp_path, capsys):
+    cv2.imwrite(str(tmp_path / "a.png"), image(64, 64))
+    code, result, _, _ = predict([tmp_path / "a.png", "--threshold", "1.01"], model_path, tmp_path, capsys)
+    assert code == 0 and result[0]["faces"] == []
+
+
+def test_model_errors(tmp_path, capsys):
+    cv2.imwrite(str(tmp_path / "a.png"), image(32, 32))
+    assert main([str(tmp_path / "a.png"), "--model", str(tmp_path / "nowhere.onnx")]) == 2
+    err = capsys.readouterr().err
+    assert "nowhere.onnx" in err and "not found" in err and "training.export" in err
+    (tmp_path / "fake.onnx").write_text("definitely not protobuf")
+    assert main([str(tmp_path / "a.png"), "--model", str(tmp_path / "fake.onnx")]) == 2
+    err = capsys.readouterr().err
+    assert "fake.onnx" in err and "not a valid ONNX model" in err
+
+
+def write_video(path: Path, frames: int = 5, hw: tuple[int, int] = (48, 64)) -> None:
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 24.0, (hw[1], hw[0]))
+    for i in range(frames):
+        writer.write(image(*hw, seed=i))
+    writer.release()
+
+
+def test_video(model_path, tmp_path, capsys):
+    write_video(tmp_path / "clip.mp4")
+    code, result, _, _ = predict([tmp_path / "clip.mp4", "--threshold", "0"], model_path, tmp_path, capsys)
+    assert code == 0 and len(result) == 1
+    entry = result[0]
+    assert set(entry) == {"path", "width", "height", "fps", "frames"}
+    assert (entry["width"], entry["height"]) == (64, 48) and entry["fps"] == pytest.approx(24.0)
+    assert [f["frame"] for f in entry["frames"]] == [0, 1, 2, 3, 4]
+    for frame in entry["frames"]:
+        assert set(frame) == {"frame", "faces"}
+        check_face(frame["faces"][0], 68, 64, 48)
+
+    code, result, _, _ = predict([tmp_path / "clip.mp4", "--threshold", "1.01"], model_path, tmp_path, capsys)
+    assert code == 0 and all(f["faces"] == [] for f in result[0]["frames"])
+
+
+def test_corrupt_video_is_reported(model_path, tmp_path, capsys):
+    write_video(tmp_path / "good.mp4", frames=2)
+    (tmp_path / "corrupt.mp4").write_bytes(bytes(range(256)) * 20)
+    code, result, _, err = predict([tmp_path / "corrupt.mp4", tmp_path / "good.mp4"], model_path, tmp_path, capsys)
+    assert code == 1 and "corrupt.mp4" in err
+    assert [Path(e["path"]).name for e in result] == ["good.mp4"]
+
+
+def test_folder_sequence_overlay_and_summary(model_path, tmp_path, capsys):
+    folder = tmp_path / "shots"
+    folder.mkdir()
+    for i in (10, 2, 1):
+        cv2.imwrite(str(folder / f"f{i}.png"), image(40, 50, seed=i))
+    code, result, _, _ = predict([folder, "--threshold", "0"], model_path, tmp_path, capsys)
+    assert code == 0 and [Path(e["path"]).name for e in result] == ["f1.png", "f2.png", "f10.png"]
+
+    code, result, _, _ = predict([folder, "--sequence", "--fps", "12", "--threshold", "0"], model_path, tmp_path,
+                                 capsys)
+    assert code == 0 and len(result) == 1 and len(result[0]["frames"]) == 3 and result[0]["fps"] == 12
+
+    overlays = tmp_path / "overlays"
+    code = main([str(folder / "f1.png"), "--model", str(model_path), "--overlay", str(overlays), "--threshold", "0"])
+    out = capsys.readouterr().out
+    assert code == 0 and "f1.png: 50x40, 1 face" in out
+    drawn = cv2.imread(str(overlays / "f1.png"))
+    assert drawn is not None and drawn.shape == (40, 50, 3)
+
+
+def test_cli_subprocess(model_path, tmp_path):
+    cv2.imwrite(str(tmp_path / "a.jpg"), image(60, 80))
+    result = subprocess.run([sys.executable, "-m", "core.predict", str(tmp_path / "a.jpg"), "--model", str(model_path),
+                             "--json", "-", "--threads", "1"], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    entry = json.loads(result.stdout)[0]
+    assert (entry["width"], entry["height"]) == (80, 60)

@@ -1,0 +1,403 @@
+"""The torch-free runtime (core.runtime): ONNX export and parity, image reading and fitting, the camera mapping,
+video readers, One Euro filtering and tracking. Uses a small untrained model: outputs are meaningless, but
+shapes, contracts and coordinate mappings are exact."""
+from __future__ import annotations
+
+import dataclasses
+import subprocess
+import sys
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+import torch
+
+from core import geometry
+from core.layouts import load_layout
+from core.model import MODEL_VARIANTS, create_model
+from core.runtime import (FaceResult, FaceTracker, ImageReadError, LandmarkModel, ModelLoadError, ModelNotFoundError,
+                          OneEuroFilter, VideoReadError, fit_to_input, open_frames, read_image, to_rgb_uint8)
+from core.runtime.images import fit_geometry
+from training.export import export_model, parity
+
+torch.set_num_threads(1)
+
+REPO = Path(__file__).resolve().parents[1]
+INPUT_HW = (128, 128)
+SMALL = {"crop_size": 64, "stn_input": 32, "hidden": 64}
+
+
+def small_untrained(variant: str = "full") -> torch.nn.Module:
+    """A reduced untrained model whose zero-initialised output layers get small random weights, so that its
+    outputs depend on the image (otherwise parity and resize tests would compare constants)."""
+    torch.manual_seed(0)
+    model = create_model(dataclasses.replace(MODEL_VARIANTS[variant], **SMALL))
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.abs().sum() == 0:
+                p.copy_(torch.randn(p.shape, generator=g) * 0.05)
+    return model.eval()
+
+
+@pytest.fixture(scope="module")
+def exported(tmp_path_factory) -> tuple[torch.nn.Module, Path]:
+    model = small_untrained()
+    path = export_model(model, tmp_path_factory.mktemp("model") / "small.onnx", INPUT_HW, source="test")
+    return model, path
+
+
+@pytest.fixture(scope="module")
+def runtime(exported) -> LandmarkModel:
+    return LandmarkModel(exported[1], threads=1)
+
+
+def smooth_image(h: int, w: int, seed: int = 0) -> np.ndarray:
+    """Low-frequency random RGB content (so a downscaled copy still has structure)."""
+    rng = np.random.default_rng(seed)
+    small = rng.integers(0, 256, (max(2, h // 16), max(2, w // 16), 3), dtype=np.uint8)
+    return cv2.resize(small, (w, h), interpolation=cv2.INTER_CUBIC)
+
+
+# --- export ------------------------------------------------------------------------------------------------------
+
+def test_export_parity_and_metadata(exported, runtime):
+    model, path = exported
+    diffs = parity(model, path, INPUT_HW, (68, 2000))
+    for n, per_output in diffs.items():
+        assert per_output["points_2d"] < 1e-3, (n, per_output)
+        assert max(per_output.values()) < 1e-3, (n, per_output)
+    assert runtime.input_hw == INPUT_HW
+    assert runtime.metadata["producer"] == "infinite_landmarks"
+    assert runtime.config["hidden"] == 64 and runtime.config["head"] == "3d"
+    assert runtime.semantics["canonical"] == 0 and runtime.has_3d
+    assert path.stat().st_size < 30 * 2**20
+
+
+def test_export_cli_from_checkpoint(tmp_path):
+    model = small_untrained()
+    ckpt = tmp_path / "ckpt.pt"
+    torch.save({"model": model.state_dict(), "config": {"model": {**SMALL, "variant": "full"}}}, ckpt)
+    out = tmp_path / "m.onnx"
+    from training.export import main
+    assert main([str(ckpt), str(out), "--image-size", "96", "128"]) == 0
+    assert LandmarkModel(out).input_hw == (96, 128)
+    # The trainer's layout: config holds the model fields and the training frame size, the default export size.
+    torch.save({"model": model.state_dict(), "rng": {"numpy": np.random.get_state()},
+                "config": {"model": {**SMALL, "variant": "full"}, "data": {"image_size": 96}}}, ckpt)
+    assert main([str(ckpt), str(out)]) == 0
+    assert LandmarkModel(out).input_hw == (96, 96)
+    torch.save({"model": model.state_dict(), "model_config": {**SMALL, "note": "extra keys are ignored"}}, ckpt)
+    assert main([str(ckpt), str(out)]) == 0
+    assert LandmarkModel(out).config["hidden"] == 64 and LandmarkModel(out).input_hw == (256, 256)
+    torch.save({"weights": {}}, tmp_path / "bad.pt")
+    assert main([str(tmp_path / "bad.pt"), str(tmp_path / "bad.onnx")]) == 2
+
+
+# --- images ------------------------------------------------------------------------------------------------------
+
+def test_read_image_formats(tmp_path):
+    gray = (np.arange(12 * 10) % 256).astype(np.uint8).reshape(12, 10)
+    cv2.imwrite(str(tmp_path / "gray.png"), gray)
+    out = read_image(tmp_path / "gray.png")
+    assert out.shape == (12, 10, 3) and out.dtype == np.uint8 and (out == gray[:, :, None]).all()
+
+    bgra = np.zeros((6, 7, 4), np.uint8)
+    bgra[..., 2] = 255          # red
+    bgra[:3, :, 3] = 255        # top half opaque, bottom transparent
+    cv2.imwrite(str(tmp_path / "rgba.png"), bgra)
+    out = read_image(tmp_path / "rgba.png")
+    assert out.shape == (6, 7, 3)
+    assert (out[0, 0] == [255, 0, 0]).all() and (out[5, 0] == [128, 128, 128]).all()
+
+    deep = np.full((5, 4, 3), 65535, np.uint16)
+    deep[..., 0] = 0            # blue channel off
+    cv2.imwrite(str(tmp_path / "deep.png"), deep)
+    out = read_image(tmp_path / "deep.png")
+    assert out.dtype == np.uint8 and (out[0, 0] == [255, 255, 0]).all()
+
+    tiny = np.full((8, 8, 3), 7, np.uint8)
+    cv2.imwrite(str(tmp_path / "tiny.jpg"), tiny)
+    assert read_image(tmp_path / "tiny.jpg").shape == (8, 8, 3)
+
+    assert to_rgb_uint8(np.ones((3, 3), np.float32)).max() == 255
+
+
+def test_read_image_palette_and_exif(tmp_path):
+    from PIL import Image  # pillow comes with matplotlib; only the test uses it to write these formats
+
+    palette = Image.fromarray(np.arange(16, dtype=np.uint8).reshape(4, 4) * 10, mode="L").convert("P")
+    palette.save(tmp_path / "palette.png")
+    assert read_image(tmp_path / "palette.png").shape == (4, 4, 3)
+
+    landscape = np.zeros((20, 40, 3), np.uint8)
+    landscape[:, :20] = 255
+    exif = Image.Exif()
+    exif[0x0112] = 6  # orientation: rotate 90 degrees clockwise to display
+    Image.fromarray(landscape).save(tmp_path / "rotated.jpg", exif=exif, quality=95)
+    assert read_image(tmp_path / "rotated.jpg").shape == (40, 20, 3)
+
+
+def test_read_image_errors(tmp_path):
+    (tmp_path / "notes.jpg").write_text("not an image")
+    for path, reason in [(tmp_path / "notes.jpg", "not an image"), (tmp_path / "missing.png", "not found"),
+                         (tmp_path, "folder")]:
+        with pytest.raises(ImageReadError) as info:
+            read_image(path)
+        assert str(path) in str(info.value) and reason in str(info.value)
+
+
+def test_fit_to_input_maps_points_exactly():
+    """A blob at a sub-pixel position lands at scale * p + offset in the model input, for down- and upscaling."""
+    for (h, w), centre in [((600, 1000), (612.3, 207.9)), ((90, 40), (17.2, 50.6)), ((256, 128), (40.5, 200.25))]:
+        yy, xx = np.mgrid[0:h, 0:w] + 0.5
+        sigma = max(h, w) / 40
+        blob = np.exp(-((xx - centre[0]) ** 2 + (yy - centre[1]) ** 2) / (2 * sigma**2))
+        image = np.repeat((blob * 255).astype(np.float32)[:, :, None], 3, 2)
+        fitted, fit = fit_to_input(image, (128, 128))
+        assert fitted.shape == (128, 128, 3)
+        v = fitted[..., 0].astype(np.float64)
+        gy, gx = np.mgrid[0:128, 0:128] + 0.5
+        got = np.array([(v * gx).sum(), (v * gy).sum()]) / v.sum()
+        assert np.allclose(got, fit.to_input(np.array(centre)), atol=0.05), ((h, w), got, fit.to_input(centre))
+        assert np.allclose(fit.to_original(fit.to_input(np.array(centre))), centre)
+
+
+def test_fit_geometry_centres_content():
+    fit = fit_geometry((480, 640), (256, 256))
+    assert fit.scale == pytest.approx(0.4) and fit.offset == pytest.approx((0.0, 32.0))
+    assert np.allclose(fit.to_input([[0, 0], [640, 480]]), [[0, 32], [256, 224]])
+
+
+# --- session -----------------------------------------------------------------------------------------------------
+
+def test_predict_shapes(runtime):
+    image = smooth_image(100, 150)
+    for layout, n in [("ibug68", 68), ("dense", len(load_layout("dense")))]:
+        face = runtime.predict(image, layout)
+        assert face.landmarks_2d.shape == (n, 2) and face.visibility.shape == (n,)
+        assert face.landmarks_3d.shape == (n, 3) and face.K.shape == (3, 3) and face.R.shape == (3, 3)
+        assert face.t.shape == (3,) and face.theta.shape == (2, 3) and 0 <= face.confidence <= 1
+        assert np.isfinite(face.landmarks_2d).all() and ((face.visibility >= 0) & (face.visibility <= 1)).all()
+    other = runtime.predict(image, "ibug68", semantics="ibug2d")
+    assert other.landmarks_2d.shape == (68, 2)
+    with pytest.raises(ValueError, match="Unknown semantics"):
+        runtime.predict(image, "ibug68", semantics="nope")
+
+
+def test_resize_mapping_upscaled_image(runtime):
+    """The same content at twice the resolution: the model sees the same input, results scale by 2."""
+    image = smooth_image(100, 150)
+    big = np.repeat(np.repeat(image, 2, axis=0), 2, axis=1)
+    a, b = runtime.predict(image), runtime.predict(big)
+    assert np.allclose(b.landmarks_2d, 2 * a.landmarks_2d, atol=1e-3)
+    assert b.K[0, 0] == pytest.approx(2 * a.K[0, 0], rel=1e-6)
+    assert np.allclose(b.K[:2, 2], 2 * a.K[:2, 2], atol=1e-3)
+    assert np.allclose(b.R, a.R, atol=1e-6) and np.allclose(b.t, a.t, atol=1e-5)
+    assert np.allclose(b.theta, a.theta)
+
+
+@pytest.mark.parametrize("hw", [(100, 150), (300, 100), (8, 8), (3000, 5000)])
+def test_camera_reprojects_landmarks(runtime, hw):
+    image = np.zeros((*hw, 3), np.uint8) if max(hw) > 1000 else smooth_image(*hw)
+    face = runtime.predict(image)
+    projected = geometry.project_canonical(face.landmarks_3d, face.K, face.R, face.t)
+    assert np.abs(projected - face.landmarks_2d).max() < 0.05
+    assert face.K[0, 1] == 0 and face.K[0, 0] == face.K[1, 1]
+
+
+def test_predict_accepts_gray_and_16bit_arrays(runtime):
+    image = smooth_image(60, 80)
+    ref = runtime.predict(image).landmarks_2d
+    gray = runtime.predict(image[..., 0])
+    assert gray.landmarks_2d.shape == (68, 2)
+    deep = runtime.predict(image.astype(np.uint16) * 257)
+    assert np.allclose(deep.landmarks_2d, ref, atol=1e-3)
+
+
+def test_model_without_3d_head(tmp_path):
+    path = export_model(small_untrained("stn_2d"), tmp_path / "flat.onnx", INPUT_HW)
+    model = LandmarkModel(path)
+    assert not model.has_3d
+    face = model.predict(smooth_image(50, 70))
+    assert face.landmarks_2d.shape == (68, 2) and (face.visibility == 1).all()
+    assert face.landmarks_3d is None and face.K is None and face.R is None and face.t is None
+    assert face.to_json()["K"] is None
+
+
+def test_threshold_marks_no_face(exported):
+    model = LandmarkModel(exported[1], threshold=1.01)
+    assert not model.predict(smooth_image(50, 50)).found
+
+
+def test_model_errors(tmp_path):
+    with pytest.raises(ModelNotFoundError, match="--model"):
+        LandmarkModel(tmp_path / "missing.onnx")
+    junk = tmp_path / "junk.onnx"
+    junk.write_bytes(b"\x00garbage" * 10)
+    with pytest.raises(ModelLoadError, match="junk.onnx"):
+        LandmarkModel(junk)
+    import onnx
+    from onnx import TensorProto, helper
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "g",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1])],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1])])
+    other = tmp_path / "other.onnx"
+    onnx.save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), str(other))
+    with pytest.raises(ModelLoadError, match="not an Infinite Landmarks detector"):
+        LandmarkModel(other)
+
+
+def test_runtime_imports_without_torch(exported, tmp_path):
+    """core.runtime and core.predict must run where torch (and onnx) cannot be imported, e.g. inside Blender."""
+    cv2.imwrite(str(tmp_path / "face.png"), smooth_image(40, 60))
+    code = f"""
+import sys
+sys.modules["torch"] = None
+sys.modules["onnx"] = None
+import core.runtime, core.runtime.session, core.runtime.tracker, core.runtime.video, core.runtime.images
+import core.predict
+assert sys.modules["torch"] is None
+sys.exit(core.predict.main([{str(tmp_path / "face.png")!r}, "--model", {str(exported[1])!r}, "--threads", "1"]))
+"""
+    result = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "face.png: 60x40" in result.stdout
+
+
+# --- video -------------------------------------------------------------------------------------------------------
+
+def write_video(path: Path, frames: int = 5, hw: tuple[int, int] = (64, 96), fps: float = 25.0) -> None:
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), fps, (hw[1], hw[0]))
+    assert writer.isOpened()
+    for i in range(frames):
+        writer.write(cv2.cvtColor(smooth_image(*hw, seed=i), cv2.COLOR_RGB2BGR))
+    writer.release()
+
+
+def test_video_file(tmp_path):
+    write_video(tmp_path / "clip.mp4")
+    clip = open_frames(tmp_path / "clip.mp4")
+    assert clip.fps == pytest.approx(25.0) and clip.frame_count == 5 and (clip.height, clip.width) == (64, 96)
+    frames = list(clip)
+    assert len(frames) == 5 and frames[0].shape == (64, 96, 3) and frames[0].dtype == np.uint8
+    assert len(list(clip)) == 5  # iterating again starts over
+
+
+def test_corrupt_video(tmp_path):
+    bad = tmp_path / "broken.mp4"
+    bad.write_bytes(np.random.default_rng(0).integers(0, 256, 5000, dtype=np.uint8).tobytes())
+    with pytest.raises(VideoReadError, match="broken.mp4"):
+        open_frames(bad)
+    with pytest.raises(VideoReadError, match="not found"):
+        open_frames(tmp_path / "missing.mp4")
+
+
+def test_image_sequence_natural_order(tmp_path):
+    for i in (10, 2, 1):
+        cv2.imwrite(str(tmp_path / f"frame_{i}.png"), np.full((4, 6, 3), i, np.uint8))
+    (tmp_path / "notes.txt").write_text("ignored")
+    for source in (tmp_path, str(tmp_path / "frame_*.png")):
+        clip = open_frames(source, fps=12)
+        assert clip.frame_count == 3 and clip.fps == 12
+        assert [int(f[0, 0, 0]) for f in clip] == [1, 2, 10]
+    with pytest.raises(VideoReadError, match="no image files"):
+        open_frames(tmp_path / "none_*.png")
+
+
+# --- filtering and tracking --------------------------------------------------------------------------------------
+
+def test_one_euro_reduces_jitter_and_follows_ramp():
+    rng = np.random.default_rng(0)
+    fps, n = 30.0, 300
+    times = np.arange(n) / fps
+    noisy = 5 + rng.normal(0, 0.1, (n, 4, 2))
+    f = OneEuroFilter(min_cutoff=0.3, beta=0.3, d_cutoff=0.3)
+    smoothed = np.array([f(x, t) for x, t in zip(noisy, times)])
+    assert (noisy[60:] - 5).std() / (smoothed[60:] - 5).std() > 3
+
+    speed = 10.0  # units per second
+    ramp = speed * times[:, None, None] * np.ones((1, 4, 2))
+    f = OneEuroFilter(min_cutoff=0.3, beta=0.3, d_cutoff=0.3)
+    followed = np.array([f(x, t) for x, t in zip(ramp + rng.normal(0, 0.1, ramp.shape), times)])
+    lag_frames = (ramp[60:] - followed[60:]).mean() / (speed / fps)
+    assert abs(lag_frames) < 2
+
+    # Time in frames: the same filter with cutoffs per frame, timestamps implied.
+    g = OneEuroFilter(min_cutoff=0.3 / fps, beta=0.3, d_cutoff=0.3 / fps)
+    per_frame = np.array([g(x) for x in noisy])
+    assert (noisy[60:] - 5).std() / (per_frame[60:] - 5).std() > 3
+
+
+class RecordingModel:
+    """Wraps a LandmarkModel and records the prior theta of each call."""
+
+    def __init__(self, model: LandmarkModel) -> None:
+        self.model = model
+        self.priors: list[np.ndarray | None] = []
+
+    def predict(self, image, layout="ibug68", semantics="canonical", prior_theta=None):  # noqa: ANN001, ANN201
+        self.priors.append(prior_theta)
+        return self.model.predict(image, layout, semantics, prior_theta)
+
+
+def test_tracker_uses_previous_theta_and_resets(exported):
+    model = LandmarkModel(exported[1], threshold=0.0)
+    recorder = RecordingModel(model)
+    tracker = FaceTracker(recorder, "ibug68", fps=25)
+    frames = [smooth_image(64, 96, seed=i) for i in range(4)]
+    results = list(tracker.track(frames))
+    assert all(r.found for r in results)
+    assert recorder.priors[0] is None
+    for prev, prior in zip(results[:-1], recorder.priors[1:]):
+        assert np.allclose(prior, prev.theta)
+    for r in results:
+        assert np.isclose(np.linalg.det(r.R), 1) and np.allclose(r.R @ r.R.T, np.eye(3), atol=1e-9)
+
+    model.threshold = 1.01  # the face is lost: the next frame starts again from the full frame
+    assert not tracker.update(frames[0]).found
+    model.threshold = 0.0
+    tracker.update(frames[1])
+    assert recorder.priors[-1] is None
+
+
+class NoisyModel:
+    """A stand-in model returning a still face plus per-frame noise (2D, 3D, pose, focal)."""
+
+    def __init__(self, seed: int = 0) -> None:
+        self.rng = np.random.default_rng(seed)
+        fixed = np.random.default_rng(1)
+        self.base = FaceResult(confidence=0.9, found=True, landmarks_2d=fixed.uniform(200, 400, (68, 2)),
+                               visibility=np.full(68, 0.8), landmarks_3d=fixed.normal(0, 4, (68, 3)),
+                               K=geometry.intrinsics(800.0, 640, 480), R=geometry.pose_to_rotation(20, 5, -3),
+                               t=np.array([2.0, -1.0, 60.0]), theta=np.eye(2, 3))
+
+    def predict(self, image, layout="ibug68", semantics="canonical", prior_theta=None):  # noqa: ANN001, ANN201
+        b, noise = self.base, self.rng.normal
+        K = b.K.copy()
+        K[0, 0] = K[1, 1] = 800 + noise(0, 8)
+        return dataclasses.replace(
+            b, landmarks_2d=b.landmarks_2d + noise(0, 1.0, (68, 2)),
+            landmarks_3d=b.landmarks_3d + noise(0, 0.1, (68, 3)), visibility=np.clip(b.visibility + noise(0, 0.05, 68), 0, 1), K=K, t=b.t + noise(0, 0.5, 3),
+            R=b.R @ geometry.rotation_x(noise(0, 1.0)) @ geometry.rotation_y(noise(0, 1.0)))
+
+
+def test_tracker_smooths_jitter():
+    frame = np.zeros((480, 640, 3), np.uint8)
+    noisy = NoisyModel()
+    raw = [noisy.predict(frame) for _ in range(60)]
+    tracked = list(FaceTracker(NoisyModel(), "ibug68", fps=30).track([frame] * 60))
+    base = NoisyModel().base
+
+    def jitter(results, key):  # noqa: ANN001, ANN202 - mean over elements of the std over time
+        return np.std([np.asarray(getattr(r, key)) for r in results[20:]], axis=0).mean()
+
+    for key in ("landmarks_2d", "landmarks_3d", "t", "K"):
+        assert jitter(tracked, key) < jitter(raw, key) / 2, key
+    raw_angle = np.mean([geometry.rotation_angle_deg(r.R, base.R) for r in raw[20:]])
+    tracked_angle = np.mean([geometry.rotation_angle_deg(r.R, base.R) for r in tracked[20:]])
+    assert tracked_angle < raw_angle / 2
+    for r in tracked:
+        assert np.allclose(r.R @ r.R.T, np.eye(3), atol=1e-9) and np.isclose(np.linalg.det(r.R), 1)
+        assert r.K[0, 0] == r.K[1, 1] and ((r.visibility >= 0) & (r.visibility <= 1)).all()

@@ -1,0 +1,198 @@
+"""Export a trained detector (or an untrained variant) to the ONNX file the torch-free runtime loads.
+
+    python -m training.export CHECKPOINT_OR_VARIANT OUT.onnx [--image-size H W]
+
+CHECKPOINT is a torch file holding a dict with the weights under "model" (or "state_dict") and the model config
+under "model_config" or "config": {"model": {...}}; a bare variant name (`full`, `stn_3d`, ...) exports an
+untrained model, for tests and benchmarks. The ONNX file carries metadata (read back by core.runtime.session):
+
+    producer        "infinite_landmarks"
+    format_version  METADATA_FORMAT_VERSION
+    model_config    JSON of the ModelConfig fields
+    semantics       JSON {name: style id} (core.layouts.SEMANTICS)
+    image_size      JSON [H, W]: the frame size the runtime resizes (keep aspect, pad) every image to
+    source          what was exported (checkpoint path or variant name)
+
+After export the torch model and onnxruntime are compared on random frames with 68 and 2000 queries.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import logging
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import torch
+import torch.nn.functional as F
+
+from core.layouts import SEMANTICS
+from core.model import MODEL_VARIANTS, LandmarkDetector, ModelConfig, create_model, export_onnx
+from core.model.detector import onnx_io_names
+from core.model.stn import full_frame_theta, theta_from_box
+
+log = logging.getLogger(__name__)
+
+PRODUCER = "infinite_landmarks"
+METADATA_FORMAT_VERSION = 1
+DEFAULT_IMAGE_SIZE = (256, 256)
+MAX_ONNX_MB = 30.0
+PARITY_ATOL_PX = 1e-3
+
+
+class ExportError(RuntimeError):
+    """A checkpoint that cannot be exported, or an export that does not match the torch model."""
+
+
+def _model_config_from_checkpoint(checkpoint: dict, source: str) -> ModelConfig | dict:
+    config = checkpoint.get("model_config")
+    if config is None and isinstance(checkpoint.get("config"), dict):
+        config = checkpoint["config"].get("model")
+    if config is None:
+        raise ExportError(f"{source}: the checkpoint has no model config (expected key 'model_config' or "
+                          f"'config': {{'model': ...}}); keys found: {', '.join(map(str, checkpoint))}")
+    if isinstance(config, ModelConfig):
+        return config
+    if not isinstance(config, dict):
+        raise ExportError(f"{source}: the model config is a {type(config).__name__}, expected a dict of "
+                          f"ModelConfig fields")
+    known = {f.name for f in dataclasses.fields(ModelConfig)} | {"variant"}
+    ignored = sorted(set(config) - known)
+    if ignored:
+        log.warning("%s: ignoring model config keys that ModelConfig does not have: %s", source, ", ".join(ignored))
+    return {k: v for k, v in config.items() if k in known}
+
+
+def _trained_image_size(checkpoint: dict) -> tuple[int, int] | None:
+    """The frame size the model was trained on (the trainer's config["data"]["image_size"]), if recorded."""
+    config = checkpoint.get("config")
+    data = config.get("data") if isinstance(config, dict) else None
+    size = data.get("image_size") if isinstance(data, dict) else None
+    if isinstance(size, int):
+        return size, size
+    if isinstance(size, (list, tuple)) and len(size) == 2:
+        return int(size[0]), int(size[1])
+    return None
+
+
+def load_model(source: str | Path) -> tuple[LandmarkDetector, str, tuple[int, int] | None]:
+    """A detector in eval mode from a checkpoint file or a MODEL_VARIANTS name, a description of it, and the
+    frame size it was trained on when the checkpoint records one."""
+    path = Path(source)
+    if not path.is_file():
+        if str(source) in MODEL_VARIANTS:
+            torch.manual_seed(0)
+            log.warning("exporting an UNTRAINED '%s' model (its outputs are meaningless)", source)
+            return create_model(str(source)).eval(), f"untrained variant {source}", None
+        raise ExportError(f"{source}: no such checkpoint file, and not a model variant "
+                          f"(variants: {', '.join(MODEL_VARIANTS)})")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception:  # noqa: BLE001 - older checkpoints may pickle config objects; the file is the user's own
+        log.info("%s: not loadable with weights_only=True, loading it fully", path)
+        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    if not isinstance(checkpoint, dict):
+        raise ExportError(f"{path}: expected a checkpoint dict with 'model' and 'model_config', "
+                          f"got a {type(checkpoint).__name__}")
+    state = checkpoint.get("model", checkpoint.get("state_dict"))
+    if not isinstance(state, dict):
+        raise ExportError(f"{path}: the checkpoint has no state dict under 'model' or 'state_dict'")
+    model = create_model(_model_config_from_checkpoint(checkpoint, str(path)))
+    # Checkpoints saved from DataParallel / torch.compile wrap parameter names.
+    state = {k.removeprefix("module.").removeprefix("_orig_mod."): v for k, v in state.items()}
+    missing, unexpected = model.load_state_dict(state, strict=False)
+    if missing or unexpected:
+        raise ExportError(f"{path}: weights do not match the model config (missing: {missing[:5]}, "
+                          f"unexpected: {unexpected[:5]})")
+    return model.eval(), str(path), _trained_image_size(checkpoint)
+
+
+def metadata(model: LandmarkDetector, image_hw: tuple[int, int], source: str) -> dict[str, str]:
+    return {"producer": PRODUCER, "format_version": str(METADATA_FORMAT_VERSION),
+            "model_config": json.dumps(dataclasses.asdict(model.config), sort_keys=True),
+            "semantics": json.dumps(SEMANTICS), "image_size": json.dumps([int(image_hw[0]), int(image_hw[1])]),
+            "source": source}
+
+
+def export_model(model: LandmarkDetector, out: str | Path, image_hw: tuple[int, int] = DEFAULT_IMAGE_SIZE,
+                 source: str = "") -> Path:
+    """Export `model` to ONNX at `out` with the runtime's metadata; returns the path."""
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    export_onnx(model.eval(), out, tuple(image_hw))
+    proto = onnx.load(str(out))
+    del proto.metadata_props[:]
+    onnx.helper.set_model_props(proto, metadata(model, image_hw, source))
+    onnx.save(proto, str(out))
+    size_mb = out.stat().st_size / 2**20
+    if size_mb > MAX_ONNX_MB:
+        raise ExportError(f"{out}: {size_mb:.1f} MB exceeds the {MAX_ONNX_MB:.0f} MB budget for the shipped model")
+    log.info("wrote %s (%.1f MB)", out, size_mb)
+    return out
+
+
+def parity(model: LandmarkDetector, path: str | Path, image_hw: tuple[int, int] = DEFAULT_IMAGE_SIZE,
+           query_counts: tuple[int, ...] = (68, 2000), seed: int = 0) -> dict[int, dict[str, float]]:
+    """Max |torch - onnxruntime| per output, for random frames and queries, per number of queries."""
+    import onnxruntime as ort
+
+    session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    inputs, outputs = onnx_io_names(model.config)
+    g = torch.Generator().manual_seed(seed)
+    h, w = image_hw
+    results = {}
+    for n in query_counts:
+        feed = {"image": torch.rand(1, 3, h, w, generator=g),
+                "queries": torch.randn(n, 3, generator=g) * 5,
+                "normals": F.normalize(torch.randn(n, 3, generator=g), dim=-1),
+                "style_ids": torch.zeros(1, dtype=torch.long),
+                "theta": (full_frame_theta(1, image_hw) if model.config.stn
+                          else theta_from_box(torch.tensor([[w * 0.2, h * 0.2, w * 0.8, h * 0.8]]), image_hw))}
+        feed = {k: v for k, v in feed.items() if k in inputs}
+        with torch.no_grad():
+            reference = model.eval()(
+                feed["image"], feed["queries"], style_ids=feed.get("style_ids"), normals=feed.get("normals"),
+                **{("prior_theta" if model.config.stn else "crop_theta"): feed["theta"]})
+        reference["theta_out"] = reference["theta"]
+        reference["confidence"] = torch.sigmoid(reference["face_logit"])
+        got = session.run(outputs, {k: v.numpy() for k, v in feed.items()})
+        results[n] = {name: float(np.abs(reference[name].numpy() - value).max()) for name, value in zip(outputs, got)}
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("source", help="checkpoint file, or a model variant name for an untrained model")
+    parser.add_argument("out", help="output .onnx path")
+    parser.add_argument("--image-size", type=int, nargs=2, metavar=("H", "W"), default=None,
+                        help="frame size the runtime feeds the model (default: the training frame size recorded "
+                             f"in the checkpoint, else {DEFAULT_IMAGE_SIZE[0]} {DEFAULT_IMAGE_SIZE[1]})")
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
+    torch.set_num_threads(min(2, torch.get_num_threads()))
+    try:
+        model, source, trained_hw = load_model(args.source)
+        image_hw = tuple(args.image_size) if args.image_size else (trained_hw or DEFAULT_IMAGE_SIZE)
+        path = export_model(model, args.out, image_hw, source)
+    except ExportError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    params = sum(p.numel() for p in model.parameters())
+    print(f"exported {source} ({params / 1e6:.2f} M parameters, {image_hw[0]}x{image_hw[1]} input) to {path} "
+          f"({path.stat().st_size / 2**20:.1f} MB)")
+    worst = 0.0
+    for n, diffs in parity(model, path, image_hw).items():
+        worst = max(worst, diffs["points_2d"])
+        print(f"parity {n} queries: max |torch - onnxruntime| " + ", ".join(f"{k} {v:.2e}" for k, v in diffs.items()))
+    if worst > PARITY_ATOL_PX:
+        print(f"error: points_2d differ by {worst:.2e} px (> {PARITY_ATOL_PX} px)", file=sys.stderr)
+        return 1
+    print(f"parity OK: points_2d max difference {worst:.2e} px (tolerance {PARITY_ATOL_PX} px)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
