@@ -53,9 +53,11 @@ def cmd_generate(args) -> None:
     stems = []
     for i in tqdm(indices, desc=f"shard {k}/{n}", unit="sample"):
         stem = f"sample_{i:07d}"
+        stems.append(stem)
+        if (out / f"{stem}.npz").is_file():  # an interrupted run picks up where it stopped
+            continue
         sample = engine.sample(i)
         sample.save(out, stem, image_format=args.format, targets=training_targets(sample, engine.model))
-        stems.append(stem)
     manifest = {"seed": args.seed, "num": args.num, "shard": [k, n], "size": args.size, "samples": stems,
                 "accessories": not args.no_accessories, "effects": args.effects}
     (out / f"manifest_{k}of{n}.json").write_text(json.dumps(manifest))

@@ -199,7 +199,7 @@ class Renderer:
         for k, item in enumerate(items):
             if k == snapshot_after:
                 base_depth = np.frombuffer(self._depth_id.read(), np.float32).reshape(h, w, 2)[..., 0].copy()
-            if len(item.positions) == 0:
+            if len(item.positions) == 0 or (item.indices is not None and len(item.indices) == 0):
                 continue
             uv = item.uv if item.uv is not None else np.zeros((len(item.positions), 2), np.float32)
             data = np.empty((len(item.positions), 8), np.float32)

@@ -6,6 +6,7 @@ far cheek), accessories (hair, glasses, hands) and the image border, for points 
 from __future__ import annotations
 
 import json
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -86,12 +87,15 @@ class Sample:
         if not cv2.imwrite(str(image_path), cv2.cvtColor(self.image, cv2.COLOR_RGB2BGR), params):
             raise OSError(f"could not write {image_path}")
         npz_path = folder / f"{stem}.npz"
-        np.savez_compressed(npz_path, image_file=image_path.name, identity=self.identity, expression=self.expression,
-                            K=self.K, R=self.R, t=self.t, depth=self.depth.astype(np.float16),
-                            head_depth=self.head_depth.astype(np.float16),
-                            part_id=self.part_id.astype(np.int16), occluder_ids=np.array(self.occluder_ids, int),
-                            tags=json.dumps(self.tags, default=_jsonable),
-                            **{f"target_{k}": v for k, v in (targets or {}).items()})
+        partial = folder / f"{stem}.npz.partial"  # renamed when complete: a killed run leaves no broken npz
+        with open(partial, "wb") as f:
+            np.savez_compressed(
+                f, image_file=image_path.name, identity=self.identity, expression=self.expression, K=self.K,
+                R=self.R, t=self.t, depth=self.depth.astype(np.float16), head_depth=self.head_depth.astype(np.float16),
+                part_id=self.part_id.astype(np.int16), occluder_ids=np.array(self.occluder_ids, int),
+                tags=json.dumps(self.tags, default=_jsonable),
+                **{f"target_{k}": v for k, v in (targets or {}).items()})
+        os.replace(partial, npz_path)
         return npz_path
 
     @classmethod
