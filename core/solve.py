@@ -1,0 +1,690 @@
+"""Identity and ARKit expression weights from predicted canonical 3D landmarks (numpy only: runs inside Blender).
+
+The detector predicts, per frame, the canonical 3D positions (ICT face space, cm) of a layout's query points.
+A layout point is a fixed barycentric combination of mesh vertices, so its position is linear in the ICT
+identity weights a (~N(0, 1)) and expression weights w (0..1):
+
+    x_t = mu + A a + E w_t            mu (3N,), A (3N, K) identity modes, E (3N, 57) expression shapes
+
+`LayoutBasis` holds mu, A, E for one layout. A shot is solved by minimising one convex objective
+
+    J(a, W) = sum_t [ |x_t - mu - A a - E w_t|^2 / N  +  ridge |w_t|^2  +  sparsity sum(w_t) ]
+              + smoothing sum_t |w_t - w_{t-1}|^2  +  regularisation |a|^2,        lower <= w_t <= upper
+
+summed over the valid frames. The data term is the mean squared point error (cm^2), so the prior weights mean
+the same for 68 or 3000 points; `sparsity` is an L1 prior (= sum(w) as w >= 0); `regularisation` is the
+identity's N(0, 1) prior (for i.i.d. Gaussian point noise of s cm per coordinate, the MAP value is s^2 / N).
+
+J is one box-constrained QP over the identity (shared, unbounded) and all frames' expressions at once, solved
+exactly (`solve_box_qp`): its Hessian is block tridiagonal over frames (the temporal term) plus a dense border
+(the identity), so each Newton step is a block Thomas sweep over the frames (one inverse of the frame's free
+weights each) and a small Schur complement for the identity. The active set (which weights sit at 0 or 1) is
+found by primal-dual active-set steps, with projected Newton as the globally convergent safeguard. Solving the
+identity and the expressions jointly, rather than alternating between them, matters: the two are correlated
+(an identity can mimic a constant expression), and alternation needed far more than 20 rounds to settle.
+`solve_identity` with known expressions and `solve_expressions` with a known identity are the two half-steps.
+
+Expression shapes that a layout cannot observe (their points do not move, e.g. PupilDilate_L/R for every
+built-in layout) are pinned to 0 instead of left to wander; `ShotSolve.pinned` says which. Shapes that move the
+points but almost exactly like a combination of other shapes (for ibug68, eyeWide/eyeLook*/eyeSquint: see
+`LayoutBasis.expression_distinct_cm`) are observable only through the priors: expect the priors to decide them.
+
+Invalid frames (flagged in `valid`, or containing any non-finite coordinate) are skipped; their rows of the
+expression output and of the residual are NaN (never 0, which would read as a neutral face), and the temporal
+term does not couple across them.
+"""
+from __future__ import annotations
+
+import functools
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from core.facemodel import FaceModel, ict_to_arkit_name, load_facemodel
+from core.layouts import Layout, load_layout
+
+# The ICT expression shapes in the face model's order (checked against the model by the tests).
+ICT_EXPRESSION_NAMES: tuple[str, ...] = (
+    "browDown_L", "browDown_R", "browInnerUp_L", "browInnerUp_R", "browOuterUp_L", "browOuterUp_R",
+    "cheekPuff_L", "cheekPuff_R", "cheekSquint_L", "cheekSquint_R", "eyeBlink_L", "eyeBlink_R",
+    "eyeLookDown_L", "eyeLookDown_R", "eyeLookIn_L", "eyeLookIn_R", "eyeLookOut_L", "eyeLookOut_R",
+    "eyeLookUp_L", "eyeLookUp_R", "eyeSquint_L", "eyeSquint_R", "eyeWide_L", "eyeWide_R",
+    "jawForward", "jawLeft", "jawOpen", "jawRight", "mouthClose", "mouthDimple_L", "mouthDimple_R",
+    "mouthFrown_L", "mouthFrown_R", "mouthFunnel", "mouthLeft", "mouthLowerDown_L", "mouthLowerDown_R",
+    "mouthPress_L", "mouthPress_R", "mouthPucker", "mouthRight", "mouthRollLower", "mouthRollUpper",
+    "mouthShrugLower", "mouthShrugUpper", "mouthSmile_L", "mouthSmile_R", "mouthStretch_L", "mouthStretch_R",
+    "mouthUpperUp_L", "mouthUpperUp_R", "noseSneer_L", "noseSneer_R", "PupilDilate_L", "PupilDilate_R",
+    "cheekRaiser_L", "cheekRaiser_R",
+)
+
+# ARKit's 52 blend shapes in Apple's canonical order (ARFaceAnchor.BlendShapeLocation documentation grouping:
+# left eye, right eye, mouth and jaw, eyebrows, cheeks, nose, tongue), as used by ARKit exporters.
+ARKIT52_NAMES: tuple[str, ...] = (
+    "eyeBlinkLeft", "eyeLookDownLeft", "eyeLookInLeft", "eyeLookOutLeft", "eyeLookUpLeft", "eyeSquintLeft",
+    "eyeWideLeft",
+    "eyeBlinkRight", "eyeLookDownRight", "eyeLookInRight", "eyeLookOutRight", "eyeLookUpRight", "eyeSquintRight",
+    "eyeWideRight",
+    "jawForward", "jawLeft", "jawRight", "jawOpen",
+    "mouthClose", "mouthFunnel", "mouthPucker", "mouthLeft", "mouthRight", "mouthSmileLeft", "mouthSmileRight",
+    "mouthFrownLeft", "mouthFrownRight", "mouthDimpleLeft", "mouthDimpleRight", "mouthStretchLeft",
+    "mouthStretchRight", "mouthRollLower", "mouthRollUpper", "mouthShrugLower", "mouthShrugUpper",
+    "mouthPressLeft", "mouthPressRight", "mouthLowerDownLeft", "mouthLowerDownRight", "mouthUpperUpLeft",
+    "mouthUpperUpRight",
+    "browDownLeft", "browDownRight", "browInnerUp", "browOuterUpLeft", "browOuterUpRight",
+    "cheekPuff", "cheekSquintLeft", "cheekSquintRight",
+    "noseSneerLeft", "noseSneerRight",
+    "tongueOut",
+)
+
+# ARKit shapes that ICT splits into a left and a right half.
+ARKIT_SPLIT_IN_ICT: dict[str, tuple[str, str]] = {
+    "browInnerUp": ("browInnerUp_L", "browInnerUp_R"),
+    "cheekPuff": ("cheekPuff_L", "cheekPuff_R"),
+}
+# ICT shapes with no ARKit counterpart (dropped by `to_arkit52`), and ARKit shapes with no ICT one (always 0).
+ICT_ONLY_SHAPES: tuple[str, ...] = ("PupilDilate_L", "PupilDilate_R", "cheekRaiser_L", "cheekRaiser_R")
+ARKIT_ONLY_SHAPES: tuple[str, ...] = ("tongueOut",)
+# Each ARKit shape and the ICT shapes it comes from (two for the split ones, none for tongueOut).
+ARKIT52_FROM_ICT: dict[str, tuple[str, ...]] = {
+    name: ARKIT_SPLIT_IN_ICT.get(name, tuple(n for n in ICT_EXPRESSION_NAMES
+                                             if ict_to_arkit_name(n) == name and n not in ICT_ONLY_SHAPES))
+    for name in ARKIT52_NAMES
+}
+
+# A shape whose layout points move less than this (RMS over the points, cm, at weight 1) cannot be observed:
+# 0.005 cm is far below any detector's accuracy and above the float16 rounding of the packed bases (0.001 cm).
+PIN_THRESHOLD_CM = 0.005
+
+# Defaults of the objective J (module docstring). Data term: mean squared point error, cm^2 per frame.
+DEFAULT_IDENTITY_MODES = 40
+# Tuned on synthetic shots (ibug68 and dense, 0.05 cm noise; tests/test_solve.py): stronger sparsity or
+# smoothing flattens short expressions, weaker lets noise through into the weakly observed shapes.
+DEFAULT_REGULARISATION = 1e-4   # identity prior: weight of |a|^2 (about s^2 / N for s = 0.08 cm, N = 68)
+DEFAULT_RIDGE = 1e-5            # expression L2 prior: weight of |w_t|^2 (keeps the QP strictly convex)
+DEFAULT_SPARSITY = 2e-4         # expression L1 prior: weight of sum(w_t)
+DEFAULT_SMOOTHING = 5e-3        # temporal prior: weight of |w_t - w_{t-1}|^2
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The linear model of a layout's points
+
+
+@dataclass(frozen=True)
+class LayoutBasis:
+    """The linear model of a layout's points: points = neutral + identity . a + expression . w (cm)."""
+
+    name: str
+    neutral: np.ndarray             # (N, 3) float64
+    identity: np.ndarray            # (100, N, 3) float64, +1 sigma modes
+    expression: np.ndarray          # (57, N, 3) float64, weight 0..1
+    expression_names: tuple[str, ...]
+
+    @classmethod
+    def from_layout(cls, layout: Layout, model: FaceModel | None = None) -> "LayoutBasis":
+        """Apply the layout's barycentric weights to the model's bases (only the 3N corner vertices are read)."""
+        model = model or load_facemodel()
+        corners = model.triangles[layout.triangles]                  # (N, 3) vertex ids
+        bary = layout.barycentric.astype(np.float64)
+
+        def interpolate(vertex_data: np.ndarray) -> np.ndarray:     # (..., V, 3) -> (..., N, 3)
+            return np.einsum("nk,...nkd->...nd", bary, vertex_data[..., corners, :].astype(np.float64))
+
+        return cls(name=layout.name, neutral=interpolate(model.neutral), identity=interpolate(model.identity_basis),
+                   expression=interpolate(model.expression_basis), expression_names=model.expression_names)
+
+    @property
+    def num_points(self) -> int:
+        return int(self.neutral.shape[0])
+
+    @functools.cached_property
+    def identity_matrix(self) -> np.ndarray:
+        """(3N, 100): column k is identity mode k, flattened like `points.reshape(-1)`."""
+        return self.identity.reshape(len(self.identity), -1).T
+
+    @functools.cached_property
+    def expression_matrix(self) -> np.ndarray:
+        """(3N, 57): column j is expression shape j, flattened like `points.reshape(-1)`."""
+        return self.expression.reshape(len(self.expression), -1).T
+
+    def points(self, identity: np.ndarray | None = None, expression: np.ndarray | None = None) -> np.ndarray:
+        """Layout points (N, 3) for one expression (57,), or (F, N, 3) for a sequence of expressions (F, 57)."""
+        out = self.neutral.copy()
+        if identity is not None:
+            identity = np.asarray(identity, np.float64)
+            out = out + np.tensordot(identity, self.identity[: len(identity)], axes=1)
+        if expression is not None:
+            expression = np.asarray(expression, np.float64)
+            out = out + np.tensordot(expression, self.expression[: expression.shape[-1]], axes=1)
+        return out
+
+    def expression_rms_cm(self) -> np.ndarray:
+        """(57,) RMS displacement of the layout's points at weight 1 of each shape: how observable it is."""
+        return np.sqrt((self.expression ** 2).sum(2).mean(1))
+
+    def expression_distinct_cm(self, pin_threshold_cm: float = PIN_THRESHOLD_CM) -> np.ndarray:
+        """(57,) RMS (cm) of the part of each shape's point motion that no mix of the other shapes reproduces.
+
+        1 / sqrt(diag((E'E / N)^-1)) over the observable shapes (pinned ones: 0). Below ~ the detector's noise
+        divided by sqrt(N x frames averaged), a shape's weight is decided by the priors rather than the data.
+        """
+        observable = ~self.unobservable(pin_threshold_cm)
+        E = self.expression_matrix[:, observable]
+        out = np.zeros(len(observable))
+        out[observable] = 1.0 / np.sqrt(np.diag(np.linalg.inv(E.T @ E / self.num_points)))
+        return out
+
+    def unobservable(self, threshold_cm: float = PIN_THRESHOLD_CM) -> np.ndarray:
+        """(57,) bool: shapes that barely move this layout's points (they get pinned to 0)."""
+        return self.expression_rms_cm() < threshold_cm
+
+
+@functools.lru_cache(maxsize=8)
+def _cached_basis(name: str) -> LayoutBasis:
+    return LayoutBasis.from_layout(load_layout(name))
+
+
+def layout_basis(layout: str | Path | Layout | LayoutBasis, model: FaceModel | None = None) -> LayoutBasis:
+    """A `LayoutBasis` for a layout name, layout file, `Layout`, or an existing basis (returned as is)."""
+    if isinstance(layout, LayoutBasis):
+        return layout
+    if isinstance(layout, Layout):
+        return LayoutBasis.from_layout(layout, model)
+    if model is not None:
+        return LayoutBasis.from_layout(load_layout(layout), model)
+    return _cached_basis(str(layout))  # built-ins are cached: building the dense basis reads 3000 x 157 shapes
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Box-constrained QP over per-frame weights (block tridiagonal) plus shared unbounded variables
+
+
+def _spd_inverse(S: np.ndarray) -> np.ndarray:
+    """Inverse of a small symmetric positive definite matrix using only Cholesky and a matrix product.
+
+    Why not np.linalg.inv: OpenBLAS runs its LU routines multi-threaded even for tiny matrices, which costs
+    milliseconds per call on a busy machine (Blender's, or a shared one), while its Cholesky stays fast.
+    The Cholesky factor of [[S, I], [I, c I]] is [[L, 0], [L^-T, L22]] with L L' = S, so S^-1 = L^-T L^-1 is read
+    off its lower-left block. c only has to keep the whole matrix positive definite (c > |S^-1|); L22 is unused,
+    so a huge c costs no accuracy.
+    """
+    n = len(S)
+    big = np.zeros((2 * n, 2 * n))
+    big[:n, :n] = S
+    i = np.arange(n)
+    big[i, n + i] = big[n + i, i] = 1.0
+    big[n + i, n + i] = 1e100
+    lower_left = np.linalg.cholesky(big)[n:, :n]        # L^-T (raises LinAlgError if S is not positive definite)
+    return lower_left @ lower_left.T
+
+
+@dataclass(frozen=True)
+class ShotQP:
+    """minimise 0.5 x.H x + g.x over x = (W (F, K), a (G,)), lower <= W <= upper, a unbounded, where
+
+        H[W_t, W_t] = block + diag(block_diag[t])      H[W_t, W_t+1] = coupling[t] * I
+        H[W_t, a]   = cross (K, G) for every frame      H[a, a]       = shared (G, G)
+        g           = (linear (F, K), linear_shared (G,))
+
+    The shape of the shot problem: per-frame expressions coupled to their neighbours by the temporal term and to
+    the identity (shared by all frames). G = 0 and F = 1 is a plain bounded least-squares problem.
+    """
+
+    block: np.ndarray            # (K, K) symmetric
+    block_diag: np.ndarray       # (F, K)
+    coupling: np.ndarray         # (F-1,)
+    linear: np.ndarray           # (F, K)
+    cross: np.ndarray            # (K, G)
+    shared: np.ndarray           # (G, G) symmetric
+    linear_shared: np.ndarray    # (G,)
+
+    @staticmethod
+    def frames_only(block: np.ndarray, linear: np.ndarray, block_diag: np.ndarray | None = None,
+                    coupling: np.ndarray | None = None) -> "ShotQP":
+        F, K = linear.shape
+        return ShotQP(block=block, linear=linear,
+                      block_diag=np.zeros((F, K)) if block_diag is None else block_diag,
+                      coupling=np.zeros(max(F - 1, 0)) if coupling is None else coupling,
+                      cross=np.zeros((K, 0)), shared=np.zeros((0, 0)), linear_shared=np.zeros(0))
+
+    def hess_mul(self, W: np.ndarray, a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        hw = W @ self.block + self.block_diag * W + (self.cross @ a)[None]
+        if len(W) > 1:
+            hw[:-1] += self.coupling[:, None] * W[1:]
+            hw[1:] += self.coupling[:, None] * W[:-1]
+        ha = self.cross.T @ W.sum(0) + self.shared @ a
+        return hw, ha
+
+    def objective(self, W: np.ndarray, a: np.ndarray) -> tuple[float, np.ndarray, np.ndarray]:
+        """Objective value and gradient (for W and a)."""
+        hw, ha = self.hess_mul(W, a)
+        value = 0.5 * (np.sum(W * hw) + a @ ha) + np.sum(self.linear * W) + self.linear_shared @ a
+        return float(value), hw + self.linear, ha + self.linear_shared
+
+    def newton_step(self, free: np.ndarray, rhs_w: np.ndarray, rhs_a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Solve H_FF d = rhs over the free weights (mask (F, K); d = 0 on the others) and all of a.
+
+        Block elimination: the frames form a chain (block Thomas algorithm, one small inverse per frame, of its
+        free weights only), carried out for the right-hand side and the G columns of `cross` at once; then the
+        shared variables' Schur complement (G x G) and back substitution.
+        """
+        F, K = free.shape
+        G = len(rhs_a)
+        jitter = 1e-12 * max(float(np.abs(self.block).max(initial=0)), 1e-300)
+        position = np.cumsum(free, axis=1) - 1           # index of each free weight within its frame's free list
+        common = free[:-1] & free[1:]                    # weights free in frames t and t+1: the coupled ones
+        # Right-hand sides of every frame, stacked over its free weights: [rhs_w | cross] (one row per weight).
+        rows_t, rows_k = np.nonzero(free)
+        starts = np.r_[0, np.cumsum(free.sum(1))]
+        z_all = np.empty((len(rows_k), 1 + G))
+        z_all[:, 0] = rhs_w[rows_t, rows_k]
+        z_all[:, 1:] = self.cross[rows_k]
+        inverses, links = [], []
+        prev_inv = prev_z = None
+        for t in range(F):
+            idx = rows_k[starts[t]:starts[t + 1]]
+            z = z_all[starts[t]:starts[t + 1]]           # a view: eliminated in place
+            S = self.block[idx[:, None], idx]
+            # (+ a relative jitter, so a merely semidefinite H, e.g. a rank-deficient least squares, still solves)
+            S.flat[::len(idx) + 1] += self.block_diag[t, idx] + jitter
+            link = None
+            if t > 0 and self.coupling[t - 1] != 0 and common[t - 1].any():
+                # Eliminate frame t-1: S_t -= C' S_{t-1}^-1 C, z_t -= C' S_{t-1}^-1 z_{t-1}, C = c * selection.
+                c = self.coupling[t - 1]
+                ip, ic = position[t - 1, common[t - 1]], position[t, common[t - 1]]
+                S[ic[:, None], ic] -= c * c * prev_inv[ip[:, None], ip]
+                z[ic] -= c * (prev_inv[ip] @ prev_z)
+                link = (c, ip, ic)
+            prev_inv, prev_z = _spd_inverse(S), z
+            inverses.append(prev_inv)
+            links.append(link)
+        # Back substitution: x_t = S_t^-1 (z_t - C_t x_{t+1}), for the right-hand side and the cross columns.
+        solved = np.empty_like(z_all)
+        for t in range(F - 1, -1, -1):
+            z = z_all[starts[t]:starts[t + 1]]
+            if t + 1 < F and links[t + 1] is not None:
+                c, ip, ic = links[t + 1]
+                z = z.copy()
+                z[ip] -= c * solved[starts[t + 1]:starts[t + 2]][ic]
+            solved[starts[t]:starts[t + 1]] = inverses[t] @ z
+        d_a = np.zeros(0)
+        if G:
+            # a: (shared - cross' T^-1 cross) d_a = rhs_a - cross' T^-1 rhs_w, then d_w = T^-1 rhs_w - T^-1 cross d_a.
+            crossed = self.cross[rows_k].T @ solved                       # (G, 1 + G)
+            schur = self.shared - crossed[:, 1:]
+            d_a = _spd_inverse(0.5 * (schur + schur.T)) @ (rhs_a - crossed[:, 0])
+        d_w = np.zeros((F, K))
+        d_w[rows_t, rows_k] = solved[:, 0] - solved[:, 1:] @ d_a
+        return d_w, d_a
+
+
+@dataclass
+class QPInfo:
+    iterations: int
+    converged: bool
+    objective: float
+
+
+def solve_box_qp(qp: ShotQP, lower: np.ndarray | float, upper: np.ndarray | float,
+                 W0: np.ndarray | None = None, tol: float = 1e-10, max_iterations: int = 100,
+                 max_active_set_steps: int = 25) -> tuple[np.ndarray, np.ndarray, QPInfo]:
+    """Minimise a `ShotQP` (H positive definite) subject to lower <= W <= upper: returns W, a and an info record.
+
+    Two exact-Newton phases, both built on `ShotQP.newton_step` (a solve over the weights not held on a bound):
+
+    1. Primal-dual active set (Hintermueller, Ito & Kunisch 2003, a semismooth Newton method): guess which
+       weights sit on which bound from the last iterate and its gradient, hold them there, solve exactly for the
+       rest, repeat until the guess no longer changes; then the KKT conditions hold exactly. Usually a handful of
+       steps, but it can cycle on a QP whose Hessian is not an M-matrix, so it is only the fast path.
+    2. Projected Newton (Bertsekas 1982, "Projected Newton methods for optimization problems with simple
+       constraints") from there: weights at (or within eps of) a bound whose gradient pushes outwards are held,
+       the others take a Newton step, and an Armijo search along the projection arc makes the decrease monotone:
+       globally convergent, and it ends as soon as the active set is right. It returns at once after phase 1
+       succeeded. `tol` bounds the projected gradient relative to the problem's scale.
+    """
+    F, K = qp.linear.shape
+    lower = np.broadcast_to(np.asarray(lower, np.float64), (F, K))
+    upper = np.broadcast_to(np.asarray(upper, np.float64), (F, K))
+    if np.any(lower > upper):
+        raise ValueError("solve_box_qp: a lower bound exceeds its upper bound")
+    diag = np.diag(qp.block)[None] + qp.block_diag
+    diag = np.maximum(diag, 1e-12 * max(float(diag.max()), 1e-300))
+    scale = max(float(np.abs(qp.linear).max(initial=0)), float(np.abs(qp.linear_shared).max(initial=0)),
+                float(diag.max()), 1e-300)
+    W = np.clip(np.zeros((F, K)) if W0 is None else np.asarray(W0, np.float64), lower, upper)
+    a = np.zeros(len(qp.linear_shared))
+    steps = 0
+
+    # Phase 1: primal-dual active set. The gradient at a held weight is its bound's multiplier.
+    held = None
+    for _ in range(max_active_set_steps):
+        _, grad_w, _ = qp.objective(W, a)
+        at_lower = grad_w + diag * (lower - W) > 0
+        at_upper = (grad_w + diag * (upper - W) < 0) & ~at_lower
+        if held is not None and np.array_equal(at_lower, held[0]) and np.array_equal(at_upper, held[1]):
+            break  # the guess reproduced itself: KKT holds (up to round-off)
+        held = (at_lower, at_upper)
+        W = np.where(at_lower, lower, np.where(at_upper, upper, W))
+        _, grad_w, grad_a = qp.objective(W, a)
+        step_w, step_a = qp.newton_step(~(at_lower | at_upper), -grad_w, -grad_a)
+        W, a = W + step_w, a + step_a
+        steps += 1
+    W = np.clip(W, lower, upper)
+
+    # Phase 2: projected Newton (a no-op after a successful phase 1, beyond checking the optimality conditions).
+    width = upper - lower
+    eps0 = 1e-3 * (float(width[np.isfinite(width)].max()) if np.isfinite(width).any() else 1.0)
+    f, grad_w, grad_a = qp.objective(W, a)
+    converged = False
+    for _ in range(max_iterations):
+        projected = W - np.clip(W - grad_w, lower, upper)
+        if max(np.abs(projected).max(initial=0), np.abs(grad_a).max(initial=0)) <= tol * scale:
+            converged = True
+            break
+        eps = min(eps0, float(np.sqrt(np.sum(projected ** 2) + np.sum(grad_a ** 2))))
+        binding = ((W <= lower + eps) & (grad_w > 0)) | ((W >= upper - eps) & (grad_w < 0))
+        free = ~binding
+        step_w, step_a = qp.newton_step(free, -grad_w, -grad_a)
+        # Held weights move by a diagonally scaled gradient step (the projection then puts them on their bound).
+        step_w = np.where(binding, -grad_w / diag, step_w)
+        newton_decrease = -float(np.sum((grad_w * step_w)[free]) + grad_a @ step_a)
+        steps += 1
+        alpha = 1.0
+        while True:
+            W_new = np.clip(W + alpha * step_w, lower, upper)
+            a_new = a + alpha * step_a
+            f_new, gw_new, ga_new = qp.objective(W_new, a_new)
+            required = 1e-4 * (alpha * newton_decrease + float(np.sum((grad_w * (W - W_new))[binding])))
+            if f - f_new >= required:
+                break
+            alpha *= 0.5
+            if alpha < 1e-10:  # no decrease left but round-off: this is the optimum
+                converged = True
+                break
+        if converged:
+            break
+        W, a, f, grad_w, grad_a = W_new, a_new, f_new, gw_new, ga_new
+    return W, a, QPInfo(iterations=steps, converged=converged, objective=f)
+
+
+def bounded_lsq(A: np.ndarray, b: np.ndarray, lower: np.ndarray | float = 0.0, upper: np.ndarray | float = 1.0,
+                ridge: float = 0.0, tol: float = 1e-12) -> np.ndarray:
+    """argmin |A x - b|^2 + ridge |x|^2 subject to lower <= x <= upper (numpy twin of scipy's lsq_linear).
+
+    A must have full column rank unless ridge > 0 (the Newton steps need a positive definite normal matrix).
+    """
+    A = np.asarray(A, np.float64)
+    b = np.asarray(b, np.float64)
+    n = A.shape[1]
+    qp = ShotQP.frames_only(2 * (A.T @ A + ridge * np.eye(n)), (-2 * A.T @ b)[None])
+    W, _, _ = solve_box_qp(qp, np.broadcast_to(lower, (n,))[None], np.broadcast_to(upper, (n,))[None], tol=tol)
+    return W[0]
+
+
+# --------------------------------------------------------------------------------------------------------------
+# The shot solve
+
+
+def _frame_validity(points: np.ndarray, valid: np.ndarray | None) -> np.ndarray:
+    ok = np.isfinite(points).reshape(len(points), -1).all(1)
+    if valid is not None:
+        valid = np.asarray(valid, bool).reshape(-1)
+        if valid.shape != ok.shape:
+            raise ValueError(f"valid has {valid.size} entries for {len(points)} frames")
+        ok &= valid
+    return ok
+
+
+def _check_points(points: np.ndarray, basis: LayoutBasis) -> np.ndarray:
+    points = np.asarray(points, np.float64)
+    if points.ndim == 2:
+        points = points[None]
+    if points.ndim != 3 or points.shape[1:] != (basis.num_points, 3):
+        raise ValueError(f"points must be (F, {basis.num_points}, 3) for layout '{basis.name}', got {points.shape}")
+    return points
+
+
+def _bounds(bounds: tuple, num_shapes: int) -> tuple[np.ndarray, np.ndarray]:
+    lower, upper = (np.broadcast_to(np.asarray(b, np.float64), (num_shapes,)) for b in bounds)
+    if np.any(lower > upper):
+        raise ValueError("bounds: a lower bound exceeds its upper bound")
+    return lower, upper
+
+
+@dataclass(frozen=True)
+class Priors:
+    """Weights of the priors in J (module docstring); the data term is the mean squared point error (cm^2)."""
+
+    regularisation: float = DEFAULT_REGULARISATION   # identity: |a|^2
+    ridge: float = DEFAULT_RIDGE                     # expressions: |w_t|^2
+    sparsity: float = DEFAULT_SPARSITY               # expressions: sum(w_t) (L1, as w >= 0)
+    smoothing: float = DEFAULT_SMOOTHING             # expressions: |w_t - w_{t-1}|^2 for consecutive valid frames
+
+
+class _ShotProblem:
+    """J(a, W) of the module docstring on the valid frames, with the data reduced to small matrices once."""
+
+    def __init__(self, points: np.ndarray, basis: LayoutBasis, valid: np.ndarray, num_modes: int,
+                 bounds: tuple, pin_threshold_cm: float):
+        if not 0 <= num_modes <= len(basis.identity):
+            raise ValueError(f"num_modes must be in 0..{len(basis.identity)}, got {num_modes}")
+        self.basis, self.valid, self.num_frames = basis, valid, len(points)
+        self.pinned = basis.unobservable(pin_threshold_cm)
+        self.active = ~self.pinned
+        lower, upper = _bounds(bounds, len(self.pinned))
+        self.lower_all, self.upper_all = lower, upper
+        self.lower, self.upper = lower[self.active], upper[self.active]
+        N = basis.num_points
+        A = basis.identity_matrix[:, :num_modes]
+        E = basis.expression_matrix[:, self.active]
+        Y = (points[valid] - basis.neutral).reshape(int(valid.sum()), -1)
+        # Everything J needs, divided by N so that the data term is the mean squared point error (cm^2).
+        self.AtA, self.EtE, self.AtE = A.T @ A / N, E.T @ E / N, A.T @ E / N
+        self.YA, self.YE = Y @ A / N, Y @ E / N
+        self.YY = np.einsum("ti,ti->t", Y, Y) / N
+        # Consecutive valid frames are coupled by the smoothing term; a gap (invalid frames) cuts the chain.
+        self.linked = (np.diff(np.flatnonzero(valid)) == 1).astype(np.float64)
+
+    def data_error(self, identity: np.ndarray, W: np.ndarray) -> np.ndarray:
+        """Mean squared point error per valid frame (cm^2), from the reduced matrices."""
+        a = identity
+        return (self.YY - 2 * self.YA @ a - 2 * np.einsum("tj,tj->t", self.YE, W) + a @ self.AtA @ a
+                + 2 * W @ (self.AtE.T @ a) + np.einsum("ti,ij,tj->t", W, self.EtE, W))
+
+    def objective(self, identity: np.ndarray, W: np.ndarray, priors: Priors) -> float:
+        diffs = np.diff(W, axis=0) * self.linked[:, None]
+        return float(self.data_error(identity, W).sum() + priors.ridge * np.sum(W ** 2)
+                     + priors.sparsity * np.sum(W) + priors.smoothing * np.sum(diffs ** 2)
+                     + priors.regularisation * identity @ identity)
+
+    def qp(self, priors: Priors, identity: np.ndarray | None) -> ShotQP:
+        """J as 0.5 x.H x + g.x: over (W, a) if `identity` is None, else over W with a = identity fixed."""
+        F, K = self.YE.shape
+        links = np.zeros(F)
+        links[:-1] += self.linked
+        links[1:] += self.linked
+        block = 2 * (self.EtE + priors.ridge * np.eye(K))
+        block_diag = 2 * priors.smoothing * links[:, None] * np.ones(K)
+        coupling = -2 * priors.smoothing * self.linked
+        if identity is not None:
+            linear = -2 * (self.YE - (self.AtE.T @ identity)[None]) + priors.sparsity
+            return ShotQP.frames_only(block, linear, block_diag, coupling)
+        G = len(self.AtA)
+        return ShotQP(block=block, block_diag=block_diag, coupling=coupling,
+                      linear=-2 * self.YE + priors.sparsity, cross=2 * self.AtE.T,
+                      shared=2 * (F * self.AtA + priors.regularisation * np.eye(G)),
+                      linear_shared=-2 * self.YA.sum(0))
+
+    def identity_given(self, W: np.ndarray, regularisation: float) -> np.ndarray:
+        # dJ/da = 0: (F AtA + regularisation I) a = sum_t (YA_t - AtE w_t).
+        lhs = len(W) * self.AtA + regularisation * np.eye(len(self.AtA))
+        return _spd_inverse(lhs) @ (self.YA.sum(0) - self.AtE @ W.sum(0))
+
+    def full_weights(self, W: np.ndarray) -> np.ndarray:
+        """(F, 57) from the solved (valid frames, active shapes): pinned shapes 0 (clipped into the bounds),
+        invalid frames NaN."""
+        out = np.full((self.num_frames, len(self.active)), np.nan)
+        rows = np.broadcast_to(np.clip(0.0, self.lower_all, self.upper_all), (int(self.valid.sum()), len(out[0])))
+        rows = rows.copy()
+        rows[:, self.active] = W
+        out[self.valid] = rows
+        return out
+
+
+@dataclass
+class _Joint:
+    identity: np.ndarray
+    expressions: np.ndarray
+    info: QPInfo
+    objective: float
+    problem: _ShotProblem
+
+
+def _solve_joint(points: np.ndarray, basis: LayoutBasis, valid: np.ndarray, num_modes: int, bounds: tuple,
+                 priors: Priors, pin_threshold_cm: float) -> _Joint:
+    if not valid.any():
+        raise ValueError("no valid frame to solve from (all flagged invalid or non-finite)")
+    problem = _ShotProblem(points, basis, valid, num_modes, bounds, pin_threshold_cm)
+    W, identity, info = solve_box_qp(problem.qp(priors, None), problem.lower, problem.upper)
+    return _Joint(identity=identity, expressions=problem.full_weights(W), info=info,
+                  objective=problem.objective(identity, W, priors), problem=problem)
+
+
+def solve_identity(points_per_frame: np.ndarray, basis: LayoutBasis | str | Layout,
+                   expression_per_frame: np.ndarray | None = None, num_modes: int = DEFAULT_IDENTITY_MODES,
+                   regularisation: float = DEFAULT_REGULARISATION, valid: np.ndarray | None = None,
+                   bounds: tuple = (0.0, 1.0), smoothing: float = DEFAULT_SMOOTHING,
+                   sparsity: float = DEFAULT_SPARSITY, ridge: float = DEFAULT_RIDGE,
+                   pin_threshold_cm: float = PIN_THRESHOLD_CM) -> np.ndarray:
+    """The subject's identity weights (num_modes,) from a shot's canonical 3D points (F, N, 3), cm.
+
+    Ridge-regularised least squares with the prior a ~ N(0, I): `regularisation` weighs |a|^2 against the
+    per-frame mean squared point error (cm^2) summed over the valid frames. With `expression_per_frame` (F, 57)
+    known, it is one linear solve. Otherwise the expressions are solved too (bounded, with the given priors),
+    jointly with the identity: the exact minimum of J over both, which alternating identity and expression
+    solves would only approach. Frames flagged False in `valid` or containing NaN are skipped.
+    """
+    basis = layout_basis(basis)
+    points = _check_points(points_per_frame, basis)
+    ok = _frame_validity(points, valid)
+    priors = Priors(regularisation, ridge, sparsity, smoothing)
+    if expression_per_frame is None:
+        return _solve_joint(points, basis, ok, num_modes, bounds, priors, pin_threshold_cm).identity
+    expressions = np.asarray(expression_per_frame, np.float64).reshape(len(points), -1)
+    ok &= np.isfinite(expressions).all(1)
+    if not ok.any():
+        raise ValueError("no valid frame to solve from (all flagged invalid or non-finite)")
+    problem = _ShotProblem(points, basis, ok, num_modes, bounds, pin_threshold_cm)
+    return problem.identity_given(expressions[ok][:, problem.active], regularisation)
+
+
+def solve_expressions(points_per_frame: np.ndarray, basis: LayoutBasis | str | Layout,
+                      identity: np.ndarray | None = None, bounds: tuple = (0.0, 1.0),
+                      smoothing: float = DEFAULT_SMOOTHING, sparsity: float = DEFAULT_SPARSITY,
+                      ridge: float = DEFAULT_RIDGE, valid: np.ndarray | None = None,
+                      pin_threshold_cm: float = PIN_THRESHOLD_CM) -> np.ndarray:
+    """Per-frame expression weights (F, 57), ICT order, for a known identity (None: the mean face).
+
+    One bounded QP over the whole shot (module docstring): the bounds (scalars or (57,) arrays) always hold,
+    `smoothing` couples consecutive valid frames, `sparsity` (L1) and `ridge` (L2) pull towards neutral.
+    Unobservable (pinned) shapes are 0; invalid frames (flag or NaN) are NaN rows.
+    """
+    basis = layout_basis(basis)
+    points = _check_points(points_per_frame, basis)
+    ok = _frame_validity(points, valid)
+    if not ok.any():
+        return np.full((len(points), len(basis.expression)), np.nan)
+    identity = np.zeros(0) if identity is None else np.asarray(identity, np.float64)
+    problem = _ShotProblem(points, basis, ok, len(identity), bounds, pin_threshold_cm)
+    qp = problem.qp(Priors(0.0, ridge, sparsity, smoothing), identity)
+    W, _, _ = solve_box_qp(qp, problem.lower, problem.upper)
+    return problem.full_weights(W)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# ARKit naming
+
+
+def to_arkit52(weights57: np.ndarray, combine: str = "mean",
+               expression_names: tuple[str, ...] = ICT_EXPRESSION_NAMES) -> np.ndarray:
+    """ICT expression weights (..., 57) -> ARKit's 52 (..., 52) in `ARKIT52_NAMES` order.
+
+    - `_L`/`_R` become `Left`/`Right`;
+    - ARKit's single browInnerUp and cheekPuff combine ICT's left and right halves by `combine`: "mean" (default:
+      the least-squares fit of one symmetric shape to the two halves, so a one-sided raise becomes a half raise)
+      or "max" (keeps a one-sided raise at full strength, exaggerating the other side);
+    - PupilDilate_L/R and cheekRaiser_L/R (ICT only) are dropped; tongueOut (ARKit only) is 0.
+    NaN rows (invalid frames) stay NaN in every column.
+    """
+    if combine not in ("mean", "max"):
+        raise ValueError(f"combine must be 'mean' or 'max', not {combine!r}")
+    weights57 = np.asarray(weights57, np.float64)
+    if weights57.shape[-1] != len(expression_names):
+        raise ValueError(f"expected {len(expression_names)} ICT weights per frame, got {weights57.shape[-1]}")
+    index = {n: i for i, n in enumerate(expression_names)}
+    out = np.zeros(weights57.shape[:-1] + (len(ARKIT52_NAMES),))
+    for k, name in enumerate(ARKIT52_NAMES):
+        sources = weights57[..., [index[n] for n in ARKIT52_FROM_ICT[name]]]
+        if sources.shape[-1]:  # tongueOut has none: stays 0
+            out[..., k] = sources.mean(-1) if combine == "mean" else sources.max(-1)
+    out[~np.isfinite(weights57).all(-1)] = np.nan
+    return out
+
+
+# --------------------------------------------------------------------------------------------------------------
+# Convenience
+
+
+@dataclass
+class ShotSolve:
+    """Identity and expressions of one shot. Invalid frames have NaN rows in `expressions` and `residual_cm`."""
+
+    layout: str
+    identity: np.ndarray                 # (num_modes,), ~N(0, 1)
+    expressions: np.ndarray              # (F, 57) ICT order (`expression_names`), 0..1
+    expression_names: tuple[str, ...]    # ICT names
+    valid: np.ndarray                    # (F,) bool: frames that were solved
+    residual_cm: np.ndarray              # (F,) RMS 3D distance between the points and the fitted model, cm
+    pinned: np.ndarray                   # (57,) bool: shapes the layout cannot observe, held at 0
+    iterations: int                      # exact Newton steps of the QP solve (active-set and projected)
+    converged: bool                      # the QP solve met its optimality test (always, in practice)
+    objective: float                     # J at the solution
+    seconds: float
+
+    arkit_names: tuple[str, ...] = ARKIT52_NAMES
+
+    @property
+    def pinned_names(self) -> tuple[str, ...]:
+        return tuple(n for n, p in zip(self.expression_names, self.pinned) if p)
+
+    @property
+    def arkit52(self) -> np.ndarray:
+        """(F, 52) ARKit weights in `arkit_names` order (split shapes by their mean; see `to_arkit52`)."""
+        return to_arkit52(self.expressions, "mean", self.expression_names)
+
+
+def solve_shot(points: np.ndarray, layout: str | Path | Layout | LayoutBasis, valid: np.ndarray | None = None,
+               num_modes: int = DEFAULT_IDENTITY_MODES, regularisation: float = DEFAULT_REGULARISATION,
+               bounds: tuple = (0.0, 1.0), smoothing: float = DEFAULT_SMOOTHING,
+               sparsity: float = DEFAULT_SPARSITY, ridge: float = DEFAULT_RIDGE,
+               pin_threshold_cm: float = PIN_THRESHOLD_CM, model: FaceModel | None = None) -> ShotSolve:
+    """Solve a shot: identity (shared) and expressions (per frame) from canonical 3D points (F, N, 3), cm.
+
+    `layout` names the points' layout (a built-in name, a layout file, a `Layout` or a `LayoutBasis`); `valid`
+    (F,) flags frames with a face. The identity and all expressions are one joint bounded QP (module docstring).
+    """
+    start = time.perf_counter()
+    basis = layout_basis(layout, model)
+    points = _check_points(points, basis)
+    ok = _frame_validity(points, valid)
+    joint = _solve_joint(points, basis, ok, num_modes, bounds,
+                         Priors(regularisation, ridge, sparsity, smoothing), pin_threshold_cm)
+    residual = np.full(len(points), np.nan)
+    fitted = basis.points(joint.identity, joint.expressions[ok])
+    residual[ok] = np.sqrt(((points[ok] - fitted) ** 2).sum(2).mean(1))
+    return ShotSolve(layout=basis.name, identity=joint.identity, expressions=joint.expressions,
+                     expression_names=basis.expression_names, valid=ok, residual_cm=residual,
+                     pinned=joint.problem.pinned, iterations=joint.info.iterations,
+                     converged=joint.info.converged, objective=joint.objective,
+                     seconds=time.perf_counter() - start)
