@@ -61,6 +61,8 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     parser.add_argument("--threads", type=int, default=0, help=strings.CLI_HELP_THREADS)
     parser.add_argument("--no-markers", action="store_true", help=strings.CLI_HELP_NO_MARKERS)
     parser.add_argument("--no-rig", action="store_true", help=strings.CLI_HELP_NO_RIG)
+    parser.add_argument("--preview", metavar="OUT.mp4", default="", help=strings.CLI_HELP_PREVIEW)
+    parser.add_argument("--results", metavar="OUT.npz", default="", help=strings.CLI_HELP_RESULTS)
     return parser
 
 
@@ -131,7 +133,9 @@ def _run(args: argparse.Namespace) -> int:
     failed = 0
     done: list[str] = []
     for clip_arg in args.clips:
-        clip = _track_one(Path(clip_arg).expanduser().resolve(), settings, model, write_markers=not args.no_markers)
+        clip = _track_one(Path(clip_arg).expanduser().resolve(), settings, model, write_markers=not args.no_markers,
+                          preview=_per_clip(args.preview, clip_arg, len(args.clips)),
+                          results_path=_per_clip(args.results, clip_arg, len(args.clips)))
         if clip is None or (not args.no_rig and not _rig_and_retarget(clip, target, args)):
             failed += 1
             continue
@@ -146,7 +150,16 @@ def _run(args: argparse.Namespace) -> int:
     return EXIT_FAILED if failed else EXIT_OK
 
 
-def _track_one(path: Path, settings: tracking.TrackingSettings, model, write_markers: bool):  # noqa: ANN001, ANN202
+def _per_clip(path: str, clip: str, num_clips: int) -> Path | None:
+    """An output path for one clip: as given for a single clip, else with the clip's name appended."""
+    if not path:
+        return None
+    out = Path(path).expanduser().resolve()
+    return out if num_clips == 1 else out.with_name(f"{out.stem}_{Path(clip).stem}{out.suffix}")
+
+
+def _track_one(path: Path, settings: tracking.TrackingSettings, model, write_markers: bool,  # noqa: ANN001, ANN202
+               preview: Path | None = None, results_path: Path | None = None):
     """Track one clip into a MovieClip of the current file; None (after an error message) when it failed."""
     started = time.perf_counter()
     last_print = [started]
@@ -172,6 +185,13 @@ def _track_one(path: Path, settings: tracking.TrackingSettings, model, write_mar
     stored = tracking.store_results(clip, results)
     if write_markers:
         tracking.write_markers(clip, stored)
+    if results_path is not None:
+        say(strings.CLI_WROTE.format(path=tracking.save_results_npz(results, results_path)))
+    if preview is not None:
+        try:
+            say(strings.CLI_WROTE.format(path=tracking.write_preview(results, path, preview)))
+        except tracking.TrackingError as exc:
+            error(str(exc))
     say(strings.CLI_TRACKED.format(clip=clip.name, summary=tracking.summary(results),
                                    seconds=time.perf_counter() - started))
     if results.faces_found == 0:

@@ -496,3 +496,46 @@ def summary(results: TrackingResults | StoredSummary) -> str:
     """'N frames, a face in M (P %)' for reports and the panel."""
     return strings.SUMMARY.format(frames=results.num_frames, found=results.faces_found,
                                   percent=100.0 * results.faces_found / max(results.num_frames, 1))
+
+
+def save_results_npz(results: TrackingResults, path: str | Path) -> Path:
+    """All per-frame arrays of `results` (and its setup) in one .npz, for pipelines and evaluation scripts."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    np.savez_compressed(path, layout=results.layout, semantics=results.semantics, model=results.model,
+                        width=results.width, height=results.height, fps=results.fps, names=np.array(results.names),
+                        frames=results.frames, has_face=results.has_face, confidence=results.confidence,
+                        landmarks_2d=results.landmarks_2d, visibility=results.visibility,
+                        landmarks_3d=results.landmarks_3d, K=results.K, R=results.R, t=results.t)
+    return path
+
+
+def write_preview(results: TrackingResults, footage: str | Path, path: str | Path) -> Path:
+    """An MPEG-4 video of the footage with the tracked landmarks drawn (green visible, red hidden).
+
+    OpenCV's own mp4v encoder: H.264 needs ffmpeg, which the add-on does not bundle.
+    """
+    import cv2
+
+    from core.layouts import load_layout
+    from core.overlay import draw_landmarks
+    from core.runtime.video import open_frames
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        contours = load_layout(results.layout).contours
+    except ValueError:
+        contours = {}
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), float(results.fps or 25.0),
+                             (results.width, results.height))
+    if not writer.isOpened():
+        raise TrackingError(f"cannot write the preview video {path}")
+    try:
+        for i, frame in enumerate(open_frames(footage)):
+            if i < results.num_frames and results.has_face[i]:
+                frame = draw_landmarks(frame, results.landmarks_2d[i], results.visibility[i], contours)
+            writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+    finally:
+        writer.release()
+    return path

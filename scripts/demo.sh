@@ -1,12 +1,7 @@
 #!/usr/bin/env bash
-# The main job on the bundled defaults. Until the default model lands (issue 6), it runs the synthetic data
-# engine's demo: a contact sheet of 64 samples with ground truth, a short clip with per-frame ground truth and the
-# engine's throughput. Outputs go to out/demo/.
+# The main job on the bundled defaults: render the sample clip (fixed seed), track it with the default model through
+# the Blender add-on's batch path, write out/demo/demo.blend, out/demo/preview.mp4 (landmarks drawn) and print a
+# one-screen accuracy summary against the clip's ground truth.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY=.venv/bin/python
-mkdir -p out/demo
-$PY -m training.synth sheet --num 64 --out out/demo/contact_sheet.png
-$PY -m training.synth sequence --num 1 --frames 60 --kind moving --out out/demo
-$PY -m training.synth bench --num 50
-echo "demo: see out/demo/contact_sheet.png and out/demo/moving_0_000.mp4"
+.venv/bin/python -m training.demo --out out/demo "$@"
