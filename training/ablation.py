@@ -90,7 +90,7 @@ def write_summary(path: Path, parts: dict[str, dict[str, Path]], command: str, s
              "the same data, seed and small model for every row). " + __doc__.split("Rows", 1)[1].split("Each is")[0]
              .replace("(all trained", "Rows (all trained"), ""]
     for name, files in parts.items():
-        table = files["markdown"].read_text()
+        table = files["markdown"].read_text().replace("![CED](ced.png)\n", "")  # linked below, from here
         lines += [table, "", f"![CED, {name}]({files['ced'].relative_to(path.parent)})", ""]
     path.write_text("\n".join(lines))
     return path
