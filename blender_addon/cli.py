@@ -63,6 +63,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     parser.add_argument("--no-rig", action="store_true", help=strings.CLI_HELP_NO_RIG)
     parser.add_argument("--preview", metavar="OUT.mp4", default="", help=strings.CLI_HELP_PREVIEW)
     parser.add_argument("--results", metavar="OUT.npz", default="", help=strings.CLI_HELP_RESULTS)
+    parser.add_argument("--check", metavar="OUT.png", default="", help=strings.CLI_HELP_CHECK)
     return parser
 
 
@@ -233,6 +234,12 @@ def _rig_and_retarget(clip: bpy.types.MovieClip, target: bpy.types.Object | None
         error(strings.CLI_ERR_RIG.format(clip=clip.name, detail=exc))
         return False
     say(strings.CLI_RIG.format(clip=clip.name, head=rig.head.name, camera=rig.camera.name, frames=len(rig.frames)))
+    check = _per_clip(args.check, clip.name, len(args.clips))
+    if check is not None and len(rig.frames):
+        from .scene.check import render_check
+
+        middle = int(tracking.scene_to_clip_frame(clip, int(rig.frames[len(rig.frames) // 2])))
+        say(strings.CLI_WROTE.format(path=render_check(_scene(), clip, middle, check)))
     if target is None and not args.target_head:
         return True
     try:

@@ -81,7 +81,7 @@ def artefacts(tmp_path_factory, request) -> SimpleNamespace:
     assert len(zips) == 1 and len(clips) == 1, (zips, clips)
     yield SimpleNamespace(root=root, zip=zips[0], clip=clips[0], noise=noise, broken=broken, model=model,
                           trained=trained, build_log=(root / "build.log").read_text(),
-                          noise_threshold=0.5 if trained else 1.01)
+                          noise_threshold=1.01)  # the mechanism, not the model: see MODEL_CARD (noise)
     capture = request.config.pluginmanager.get_plugin("capturemanager")
     with capture.global_and_fixture_disabled():  # shown even when the tests pass
         print()

@@ -58,7 +58,21 @@ def summarise(results_npz: Path, truth_npz: Path) -> str:
                   f"jitter of the error (first difference, inter-ocular): {jitter:.4f}",
                   f"head rotation error: mean {np.mean(pose):.1f} deg, median {np.median(pose):.1f} deg",
                   f"focal length error: median {np.median(focal):.1f}%"]
+        lines.append(expression_summary(tracked, truth, layout, found))
     return "\n".join(lines)
+
+
+def expression_summary(tracked, truth, layout, found: np.ndarray) -> str:  # noqa: ANN001
+    """Error of the ARKit expression weights the rig keys (core.solve, as the add-on does) against the truth."""
+    from core.solve import solve_shot
+
+    shot = solve_shot(tracked["landmarks_3d"][found], layout)
+    gt = np.stack([f.expression for f, ok in zip(truth, found) if ok])
+    error = np.abs(shot.expressions - gt)
+    # Shapes the clip actually uses (peak weight over 0.2) say more than the many that stay near zero.
+    used = gt.max(axis=0) > 0.2
+    return (f"expression weights (57 ICT shapes, 0..1): mean abs error {np.nanmean(error):.3f}, "
+            f"on the {used.sum()} shapes the clip uses {np.nanmean(error[:, used]):.3f}")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,8 +88,9 @@ def main(argv: list[str] | None = None) -> int:
 
     video, truth = render_sample_clip(out, args.frames, args.size)
     blend, preview, results = out / "demo.blend", out / "preview.mp4", out / "tracking.npz"
+    check = out / "check.png"
     command = [sys.executable, str(REPO_DIR / "blender_addon" / "batch.py"), "--", str(video), "--output", str(blend),
-               "--preview", str(preview), "--results", str(results)]
+               "--preview", str(preview), "--results", str(results), "--check", str(check)]
     if args.model:
         command += ["--model", args.model]
     env = dict(os.environ, BLENDER_USER_RESOURCES=os.environ.get("BLENDER_USER_RESOURCES", str(out / "blender_user")))
@@ -84,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
         log.error("the add-on's batch pipeline failed (exit status %d)", status)
         return status
     print("\n== Infinite Landmarks demo ==")
-    print(f"clip: {video}\nblend: {blend}\npreview: {preview}")
+    print(f"clip: {video}\nblend: {blend}\npreview: {preview}\ncheck (rig over footage): {check}")
     print(summarise(results, truth))
     return 0
 
