@@ -43,21 +43,11 @@ from pathlib import Path
 import numpy as np
 
 from core.facemodel import FaceModel, ict_to_arkit_name, load_facemodel
+from core.ict_import import EXPRESSION_NAMES
 from core.layouts import Layout, load_layout
 
 # The ICT expression shapes in the face model's order (checked against the model by the tests).
-ICT_EXPRESSION_NAMES: tuple[str, ...] = (
-    "browDown_L", "browDown_R", "browInnerUp_L", "browInnerUp_R", "browOuterUp_L", "browOuterUp_R",
-    "cheekPuff_L", "cheekPuff_R", "cheekSquint_L", "cheekSquint_R", "eyeBlink_L", "eyeBlink_R",
-    "eyeLookDown_L", "eyeLookDown_R", "eyeLookIn_L", "eyeLookIn_R", "eyeLookOut_L", "eyeLookOut_R",
-    "eyeLookUp_L", "eyeLookUp_R", "eyeSquint_L", "eyeSquint_R", "eyeWide_L", "eyeWide_R",
-    "jawForward", "jawLeft", "jawOpen", "jawRight", "mouthClose", "mouthDimple_L", "mouthDimple_R",
-    "mouthFrown_L", "mouthFrown_R", "mouthFunnel", "mouthLeft", "mouthLowerDown_L", "mouthLowerDown_R",
-    "mouthPress_L", "mouthPress_R", "mouthPucker", "mouthRight", "mouthRollLower", "mouthRollUpper",
-    "mouthShrugLower", "mouthShrugUpper", "mouthSmile_L", "mouthSmile_R", "mouthStretch_L", "mouthStretch_R",
-    "mouthUpperUp_L", "mouthUpperUp_R", "noseSneer_L", "noseSneer_R", "PupilDilate_L", "PupilDilate_R",
-    "cheekRaiser_L", "cheekRaiser_R",
-)
+ICT_EXPRESSION_NAMES: tuple[str, ...] = EXPRESSION_NAMES
 
 # ARKit's 52 blend shapes in Apple's canonical order (ARFaceAnchor.BlendShapeLocation documentation grouping:
 # left eye, right eye, mouth and jaw, eyebrows, cheeks, nose, tongue), as used by ARKit exporters.
