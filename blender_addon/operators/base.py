@@ -19,6 +19,12 @@ import bpy
 from .. import strings
 
 
+def report_unexpected(operator: bpy.types.Operator, exc: Exception) -> None:
+    """A bug is printed to the console and reported in Blender's info area, never raised into the UI."""
+    traceback.print_exc()
+    operator.report({"ERROR"}, strings.ERR_UNEXPECTED.format(kind=type(exc).__name__, detail=exc))
+
+
 class JobError(Exception):
     """A failure the user can act on; its message is shown as is."""
 
@@ -102,8 +108,7 @@ class ModalJobOperator(bpy.types.Operator):
         except JobError as exc:
             self.report({"ERROR"}, str(exc))
         except Exception as exc:  # noqa: BLE001 - a bug must still end the job cleanly and be reported
-            traceback.print_exc()
-            self.report({"ERROR"}, strings.ERR_UNEXPECTED.format(kind=type(exc).__name__, detail=exc))
+            report_unexpected(self, exc)
         return None
 
     def _fail(self, context: bpy.types.Context) -> set[str]:

@@ -1,7 +1,6 @@
 """Auto-map, mapping rows, and Drive / Bake retargeting: thin glue around `core.retarget` and `scene.retarget`."""
 from __future__ import annotations
 
-import traceback
 
 import bpy
 from bpy.props import BoolProperty
@@ -10,6 +9,7 @@ from core.retarget import match_shape_keys
 from core.solve import ARKIT52_NAMES
 
 from .. import strings
+from .base import report_unexpected
 from ..properties import active_clip
 from ..scene import rig as scene_rig
 from ..scene import retarget as scene_retarget
@@ -138,8 +138,7 @@ class IL_OT_retarget(bpy.types.Operator):
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
         except Exception as exc:  # noqa: BLE001 - a bug is reported, never raised into Blender's UI
-            traceback.print_exc()
-            self.report({"ERROR"}, strings.ERR_UNEXPECTED.format(kind=type(exc).__name__, detail=exc))
+            report_unexpected(self, exc)
             return {"CANCELLED"}
         self.report({"WARNING"} if report.missing_keys else {"INFO"}, str(report))
         return {"FINISHED"}

@@ -1,11 +1,11 @@
 """Build Rig and Clear Rig: thin glue around `scene.rig` (the batch CLI calls the same functions)."""
 from __future__ import annotations
 
-import traceback
 
 import bpy
 
 from .. import strings, tracking
+from .base import report_unexpected
 from ..properties import active_clip
 from ..scene import rig as scene_rig
 from ..scene.props import rig_settings
@@ -33,8 +33,7 @@ class IL_OT_build_rig(bpy.types.Operator):
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
         except Exception as exc:  # noqa: BLE001 - a bug is reported, never raised into Blender's UI
-            traceback.print_exc()
-            self.report({"ERROR"}, strings.ERR_UNEXPECTED.format(kind=type(exc).__name__, detail=exc))
+            report_unexpected(self, exc)
             return {"CANCELLED"}
         self.report({"INFO"}, strings.RIG_BUILT.format(clip=clip.name, frames=len(rig.frames),
                                                        mm=rig.camera.data.lens, seconds=rig.solve.seconds))
