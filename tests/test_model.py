@@ -151,6 +151,81 @@ def test_stn_starts_at_the_full_frame_and_at_the_prior():
     assert torch.allclose(affine(image, prior), prior, atol=1e-6)
 
 
+def test_stn_passes_refine_their_own_crop():
+    torch.manual_seed(0)
+    net = stn.SpatialTransformer(32, iterations=3).eval()
+    randomise(net)
+    image = torch.rand(2, 3, FRAME, FRAME)
+    with torch.no_grad():
+        thetas = net.passes(image)
+        assert len(thetas) == 3 and torch.equal(net(image), thetas[-1])
+        # Each pass is one refinement of the previous pass's crop, by the same weights.
+        single = stn.SpatialTransformer(32, iterations=1).eval()
+        single.load_state_dict(net.state_dict())
+        assert torch.allclose(single(image, thetas[0]), thetas[1], atol=1e-6)
+    with pytest.raises(ValueError, match="at least 1"):
+        stn.SpatialTransformer(32, iterations=0)
+
+
+def test_stn_learns_to_find_a_bright_square():
+    """The STN's map head localises: a white square on noise, supervised by its box, within 150 steps."""
+    torch.manual_seed(0)
+    net = stn.SpatialTransformer(32, iterations=2)
+    opt = torch.optim.Adam(net.parameters(), lr=3e-3)
+    g = torch.Generator().manual_seed(0)
+
+    def batch(n: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
+        images = torch.rand(n, 3, FRAME, FRAME, generator=g) * 0.3
+        corner = torch.randint(0, FRAME - 32, (n, 2), generator=g)
+        for i, (x, y) in enumerate(corner.tolist()):
+            images[i, :, y:y + 32, x:x + 32] = 1.0
+        boxes = torch.cat([corner, corner + 32], dim=1).float()
+        return images, stn.theta_from_box(boxes, (FRAME, FRAME))
+
+    for _ in range(150):
+        images, target = batch()
+        loss = (torch.stack(net.passes(images), 1) - target[:, None]).abs().sum((2, 3)).mean()
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    images, target = batch(32)
+    with torch.no_grad():
+        error = (net.eval()(images) - target)[:, :, 2].abs().mean()  # crop centre, in half-frame units
+        constant = (target[:, :, 2] - target[:, :, 2].mean(0)).abs().mean()
+    assert error < 0.3 * constant, (float(error), float(constant))
+
+
+def test_teacher_crops_replace_the_stn_crop_for_the_detector_only():
+    model = small_model("full", stn_iterations=2).eval()
+    randomise(model.stn)
+    image, queries = torch.rand(3, 3, FRAME, FRAME), torch.randn(12, 3) * 4
+    teacher = box_theta(3)
+    mask = torch.tensor([True, False, True])
+    with torch.no_grad():
+        plain = model(image, queries)
+        mixed = model(image, queries, teacher_theta=teacher, teacher_mask=mask)
+    assert mixed["stn_thetas"].shape == (3, 2, 2, 3)
+    assert torch.equal(mixed["stn_thetas"], plain["stn_thetas"])  # the STN ran as usual
+    assert torch.equal(mixed["theta"][mask], teacher[mask])
+    assert torch.equal(mixed["theta"][~mask], plain["theta"][~mask])
+
+
+def test_refine_2d_adds_a_residual_to_the_projection():
+    model = small_model("full", refine_2d=True).eval()
+    image, queries = torch.rand(2, 3, FRAME, FRAME), torch.randn(12, 3) * 4
+    with torch.no_grad():
+        out = model(image, queries)
+        assert torch.allclose(out["points_2d"], out["points_2d_projected"])  # the residual starts at zero
+        randomise(model.decoder.output_2d)
+        out = model(image, queries)
+    assert (out["points_2d"] - out["points_2d_projected"]).abs().max() > 0.1
+    # The camera still reproduces the projection, not the refined points.
+    K, R, t = out["K"], out["R"], out["t"]
+    cam = out["points_3d"] @ R.transpose(1, 2) + t[:, None]
+    projected = (cam @ K.transpose(1, 2))[..., :2] / (cam @ K.transpose(1, 2))[..., 2:]
+    assert torch.allclose(projected, out["points_2d_projected"], atol=1e-2)
+
+
 def test_stn_regulariser():
     hw = (FRAME, FRAME)
     assert stn.stn_regulariser(stn.full_frame_theta(2, hw), hw).item() == 0
@@ -170,6 +245,16 @@ def test_backbone_output(name):
         out = net(torch.rand(2, 3, CROP, CROP))
     assert out.shape == (2, net.out_channels, CROP // 32, CROP // 32)
     assert torch.isfinite(out).all()
+
+
+def test_mobilenet_output_stride_16_doubles_the_map_with_the_same_weights():
+    coarse, fine = create_backbone("mobilenet_small"), create_backbone("mobilenet_small", output_stride=16)
+    fine.load_state_dict(coarse.state_dict())  # same names and shapes
+    x = torch.rand(1, 3, 128, 128)
+    with torch.no_grad():
+        assert coarse.eval()(x).shape[-2:] == (4, 4) and fine.eval()(x).shape[-2:] == (8, 8)
+    with pytest.raises(ValueError, match="output_stride"):
+        create_backbone("mobilenet_small", output_stride=8)
 
 
 def test_backbone_registry_errors():
@@ -321,7 +406,7 @@ def test_create_model_and_errors():
 
 def test_variants_without_attention_or_with_affine_stn():
     image, queries = torch.rand(2, 3, FRAME, FRAME), torch.randn(10, 3)
-    for overrides in ({"attention": False}, {"stn_affine": True}):
+    for overrides in ({"attention": False}, {"stn_affine": True}, {"refine_2d": True, "stn_iterations": 2}):
         with torch.no_grad():
             out = small_model("full", **overrides).eval()(image, queries)
         assert out["points_2d"].shape == (2, 10, 2)
@@ -329,9 +414,11 @@ def test_variants_without_attention_or_with_affine_stn():
 
 # --- ONNX --------------------------------------------------------------------------------------------------------
 
-def test_onnx_export_matches_torch(tmp_path):
+@pytest.mark.parametrize("overrides", [{}, {"stn_iterations": 2, "refine_2d": True,
+                                             "backbone_kwargs": {"output_stride": 16}}], ids=["full", "default_model"])
+def test_onnx_export_matches_torch(tmp_path, overrides):
     ort = pytest.importorskip("onnxruntime")
-    model = small_model("full").eval()
+    model = small_model("full", **overrides).eval()
     randomise(model)
     path = export_onnx(model, tmp_path / "model.onnx", (FRAME, FRAME))
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])

@@ -16,7 +16,7 @@ from core.layouts import SEMANTICS
 from core.model import MODEL_VARIANTS
 from training import train as train_mod
 from training.data import (MixSampler, RealDataset, SyntheticDataset, build_mix, collate, make_dataset,
-                           parse_spec)
+                           parse_spec, photometric)
 from training.losses import compute_losses
 from training.train import load_config, main, merge_config, save_checkpoint, train
 
@@ -261,6 +261,33 @@ def test_resume_after_a_stop_matches_an_uninterrupted_run(synth_root: Path, tmp_
     for name, value in a["model"].items():
         torch.testing.assert_close(b["model"][name], value, atol=1e-5, rtol=0, msg=name)
     assert [r["step"] for r in read_metrics(tmp_path / "part")] == list(range(1, 11))
+
+
+def test_default_model_recipe_trains_and_starts_from_other_weights(synth_root: Path, tmp_path: Path) -> None:
+    """Teacher crops, a two-pass STN with its box guide, the 2D residual and `init_weights` together."""
+    sections = {"model": {"stn_iterations": 2, "refine_2d": True}, "data": {"teacher_crops": 0.5},
+                "optim": {"steps": 4}, "loss": {"use_3d_supervision": True, "stn_box": 2.0}}
+    first = train(small_config(tmp_path / "first", synth_root, **sections))
+    row = read_metrics(first)[-1]
+    assert row["stn_box"] > 0 and row["projection"] > 0 and np.isfinite(row["total"])
+    second = small_config(tmp_path / "second", synth_root, **sections)
+    second.update(init_weights=str(first / "last.pt"), stop_at_step=1)
+    model = train_mod.create_model(dict(second["model"]))
+    train_mod.load_initial_weights(model, first / "last.pt")
+    saved = torch.load(first / "last.pt", weights_only=True)["model"]
+    for name, value in model.state_dict().items():
+        torch.testing.assert_close(value, saved[name], msg=name)
+    train(second)  # a fresh run (no last.pt in its run dir) that starts from those weights
+    assert torch.load(tmp_path / "second" / "last.pt", weights_only=True)["step"] == 1
+
+
+def test_photometric_augmentation_is_a_valid_deterministic_image() -> None:
+    image = (np.random.default_rng(0).random((40, 50, 3)) * 255).astype(np.uint8)
+    a = photometric(image, np.random.default_rng(3))
+    b = photometric(image, np.random.default_rng(3))
+    assert a.dtype == np.float32 and a.shape == image.shape and 0 <= a.min() and a.max() <= 1
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, photometric(image, np.random.default_rng(4)))
 
 
 def test_checkpoint_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -78,18 +78,28 @@ def item_rng(seed: int, key: Key) -> tuple[int, np.random.Generator]:
 
 
 def photometric(image: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """float32 (H, W, 3) in [0, 1] -> jittered exposure, contrast, saturation, colour, gamma, blur and noise."""
-    img = image * rng.uniform(0.7, 1.3) * rng.uniform(0.9, 1.1, 3).astype(np.float32)
-    mean = img.mean()
-    img = (img - mean) * rng.uniform(0.7, 1.3) + mean
-    grey = img.mean(-1, keepdims=True)
+    """uint8 (H, W, 3) -> float32 in [0, 1] with jittered exposure, colour, contrast, saturation, gamma, blur and
+    noise. Gain, contrast and saturation are one affine colour map (cv2.transform) and gamma a table, on uint8:
+    in float32 numpy this function cost more than reading the sample."""
+    gain = rng.uniform(0.7, 1.3) * rng.uniform(0.9, 1.1, 3)
+    contrast = rng.uniform(0.7, 1.3)
     saturation = 0.0 if rng.random() < 0.1 else rng.uniform(0.6, 1.4)
-    img = np.clip(grey + (img - grey) * saturation, 0, 1) ** rng.uniform(0.8, 1.25)
+    mean = float((np.array(cv2.mean(image)[:3]) * gain).mean())
+    # x -> S (k G x + (1 - k) mean): gain G, contrast k about the mean, saturation S about the channels' mean.
+    to_grey = np.full((3, 3), 1 / 3)
+    colour = (to_grey + saturation * (np.eye(3) - to_grey)) @ (contrast * np.diag(gain))
+    affine = np.concatenate([colour, np.full((3, 1), (1 - contrast) * mean)], axis=1)
+    img = cv2.transform(image, affine)
+    gamma_table = (np.arange(256, dtype=np.float32) / 255) ** np.float32(rng.uniform(0.8, 1.25))
+    img = cv2.LUT(img, gamma_table)
     if rng.random() < 0.2:
         img = cv2.GaussianBlur(img, (0, 0), rng.uniform(0.4, 1.2))
     if rng.random() < 0.5:
-        img = img + rng.normal(0, rng.uniform(0.005, 0.03), img.shape)
-    return np.clip(img, 0, 1).astype(np.float32)
+        noise = np.empty_like(img)
+        cv2.setRNGSeed(int(rng.integers(2 ** 31)))  # OpenCV's generator is ~20x faster than numpy's here
+        cv2.randn(noise, 0.0, float(rng.uniform(0.005, 0.03)))
+        img += noise
+    return np.clip(img, 0, 1, out=img)
 
 
 def jitter_box(box: np.ndarray, rng: np.random.Generator, shift: float = 0.05, scale: float = 0.1) -> np.ndarray:
@@ -210,9 +220,7 @@ class SyntheticDataset(Dataset):
             K = np.diag([scale, scale, 1.0]).astype(np.float32) @ K
             targets["targets_2d"] = targets["targets_2d"] * scale
             box = box * scale
-        image = image.astype(np.float32) / 255.0
-        if self.augment:
-            image = photometric(image, rng)
+        image = photometric(image, rng) if self.augment else image.astype(np.float32) / 255.0
         crop_box = jitter_box(box, rng) if self.augment else box
         canonical = style == "canonical" and not negative
         targets["targets_2d"] = np.nan_to_num(targets["targets_2d"])
@@ -327,9 +335,7 @@ class RealDataset(Dataset):
         crop = cv2.warpAffine(image, M, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
         pts = points * scale + b
         out_box = box * scale + np.tile(b, 2)
-        img = crop.astype(np.float32) / 255.0
-        if self.augment:
-            img = photometric(img, rng)
+        img = photometric(crop, rng) if self.augment else crop.astype(np.float32) / 255.0
         queries, normals = layout_arrays(self.layout)
         valid = np.isfinite(pts).all(1)
         vis = np.where(valid, np.nan_to_num(sample.visibility.astype(np.float32)), 0)

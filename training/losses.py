@@ -4,6 +4,8 @@
 Terms (weights under `loss:` in the config; a weight of 0 leaves the term out of `total`):
 - `landmark`: 2D error divided by the face size sqrt(box area), L1 / L2 / smooth-L1 / Wing. Occluded points keep
   their loss (synthetic data knows where they are, and real annotators place them too) times `occluded_weight`.
+- `projection` (3D head with refine_2d): the same landmark error of the 3D head's projection alone, so the 3D
+  path keeps learning the 2D points rather than leaving them to the 2D residual.
 - `face`: face-presence BCE on `face_logit` (face-free negatives have is_face = 0 and no landmark loss).
 - `visibility` (3D head): BCE of the head's visibility against self-visibility. That visibility is a function of
   the predicted 3D points and camera (facing test), so this term shapes the 3D prediction; self-visibility
@@ -30,7 +32,7 @@ LOSS_DEFAULTS: dict[str, Any] = {
     "landmark": 1.0, "landmark_fn": "l1", "occluded_weight": 0.5, "wing_w": 0.04, "wing_eps": 0.008,
     "smooth_l1_beta": 0.01, "face": 0.1, "visibility": 0.1, "use_3d_supervision": False, "points_3d": 0.02,
     "focal": 0.1, "rotation": 0.1, "translation": 0.1, "offsets": 0.01, "offsets_smooth": 0.0, "stn": 1.0,
-    "stn_box": 0.0,
+    "stn_box": 0.0, "projection": 0.5,
 }
 FACE_WIDTH_CM = 15.0
 
@@ -91,6 +93,9 @@ def compute_losses(outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tens
     }
     with torch.no_grad():
         losses["nme"] = _masked_mean(torch.sqrt((diff * diff).sum(-1)), valid)
+    if "points_2d_projected" in outputs:
+        diff_projected = (outputs["points_2d_projected"].float() - batch["targets_2d"]) / size[:, None, None]
+        losses["projection"] = _masked_mean(landmark_error(diff_projected, cfg["landmark_fn"], cfg), weight)
 
     if "visibility" in outputs:
         p = outputs["visibility"].float().clamp(1e-4, 1 - 1e-4)
@@ -114,13 +119,15 @@ def compute_losses(outputs: dict[str, torch.Tensor], batch: dict[str, torch.Tens
         if cfg["offsets_smooth"] > 0:
             smooth = nearest_neighbour_smoothness(offsets, batch["queries"], batch["mask"])
             losses["offsets_smooth"] = _masked_mean(smooth, styled)
-    theta = outputs["theta"]
-    if theta.requires_grad:
+    if "stn_thetas" in outputs:
+        thetas = outputs["stn_thetas"].float()  # (B, passes, 2, 3)
         hw = tuple(batch["image"].shape[-2:])
-        losses["stn"] = stn_regulariser(theta.float(), hw)
+        losses["stn"] = stn_regulariser(thetas[:, -1], hw)
         if cfg["stn_box"] > 0:
+            # Every pass is pulled towards the box crop, so the first one already finds the face.
             target = theta_from_box(box, hw, crop_scale)
-            losses["stn_box"] = _masked_mean((theta.float() - target).abs().sum((1, 2)), is_face)
+            box_error = (thetas - target[:, None]).abs().sum((2, 3)).mean(1)
+            losses["stn_box"] = _masked_mean(box_error, is_face)
 
     total = pred.new_zeros(())
     for name, value in losses.items():

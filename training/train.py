@@ -163,12 +163,26 @@ def seed_everything(seed: int) -> None:
 # ---------------------------------------------------------------------------------------------- model driving
 
 def run_model(model: torch.nn.Module, batch: dict[str, torch.Tensor], crop_scale: float,
-              uses_stn: bool) -> dict[str, torch.Tensor]:
-    """Forward a batch; a model without STN crops by the (jittered) box."""
-    crop_theta = None if uses_stn else theta_from_box(batch["crop_box"], tuple(batch["image"].shape[-2:]),
-                                                      crop_scale)
-    return model(batch["image"], batch["queries"], style_ids=batch["style_id"], crop_theta=crop_theta,
-                 normals=batch["normals"])
+              uses_stn: bool, teacher_crops: float = 0.0) -> dict[str, torch.Tensor]:
+    """Forward a batch; a model without STN crops by the (jittered) box. With an STN, `teacher_crops` is the
+    share of images whose detector sees the jittered box crop instead of the STN's (the STN still learns on
+    all of them), so the detector learns on well-framed faces while the STN is still finding them."""
+    box_theta = theta_from_box(batch["crop_box"], tuple(batch["image"].shape[-2:]), crop_scale)
+    kwargs: dict[str, Any] = {"crop_theta": box_theta} if not uses_stn else {}
+    if uses_stn and teacher_crops > 0:
+        kwargs.update(teacher_theta=box_theta,
+                      teacher_mask=torch.rand(len(box_theta), device=box_theta.device) < teacher_crops)
+    return model(batch["image"], batch["queries"], style_ids=batch["style_id"], normals=batch["normals"], **kwargs)
+
+
+def load_initial_weights(model: torch.nn.Module, path: str | Path) -> None:
+    """Start a fresh run from another checkpoint's model weights (tensors whose name and shape match)."""
+    state = torch.load(path, map_location="cpu", weights_only=True)["model"]
+    own = model.state_dict()
+    matched = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
+    model.load_state_dict(matched, strict=False)
+    log.info("initial weights from %s: %d of %d tensors (others keep their initialisation)", path, len(matched),
+             len(own))
 
 
 def lr_factor(step: int, warmup: int, total: int, min_ratio: float) -> float:
@@ -384,6 +398,8 @@ def train(config: dict) -> Path:
         log.info("resumed from %s at step %d", ckpt_path, start)
     elif resume not in ("auto", True, None, False):
         raise FileNotFoundError(f"resume checkpoint {ckpt_path} does not exist")
+    elif cfg["init_weights"]:
+        load_initial_weights(raw, cfg["init_weights"])
     model = (torch.nn.parallel.DistributedDataParallel(raw, device_ids=[device.index] if device.type == "cuda"
                                                        else None) if world > 1 else raw)
 
@@ -412,7 +428,7 @@ def train(config: dict) -> Path:
     for step in range(start, stop):
         batch = to_device(next(data), device)
         with autocast():
-            out = run_model(model, batch, cfg["data"]["crop_scale"], raw.config.stn)
+            out = run_model(model, batch, cfg["data"]["crop_scale"], raw.config.stn, cfg["data"]["teacher_crops"])
         losses = compute_losses(out, batch, cfg)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(losses["total"]).backward()

@@ -112,12 +112,20 @@ MOBILENET_V3_SMALL = [
 
 
 class MobileNetV3Small(nn.Module):
-    def __init__(self, width: float = 1.0) -> None:
+    """`output_stride` 16 skips the last downsampling: an 8x8 instead of a 4x4 map for a 128 px crop, for the
+    decoder's attention to point at, with the same weights (a stride does not change any weight's shape)."""
+
+    def __init__(self, width: float = 1.0, output_stride: int = 32) -> None:
         super().__init__()
+        if output_stride not in (16, 32):
+            raise ValueError(f"output_stride must be 16 or 32, got {output_stride}")
         stem = _divisible(16 * width)
         layers: list[nn.Module] = [Normalize(), _conv_bn(3, stem, 3, 2, act=nn.Hardswish)]
         cin = stem
-        for k, expand, cout, se, hswish, stride in MOBILENET_V3_SMALL:
+        last_downsampling = max(i for i, row in enumerate(MOBILENET_V3_SMALL) if row[-1] == 2)
+        for i, (k, expand, cout, se, hswish, stride) in enumerate(MOBILENET_V3_SMALL):
+            if output_stride == 16 and i == last_downsampling:
+                stride = 1
             expand, cout = _divisible(expand * width), _divisible(cout * width)
             layers.append(InvertedResidual(cin, k, expand, cout, se, nn.Hardswish if hswish else nn.ReLU, stride))
             cin = cout
@@ -130,8 +138,8 @@ class MobileNetV3Small(nn.Module):
 
 
 @register_backbone("mobilenet_small")
-def mobilenet_small(width: float = 1.0) -> nn.Module:
-    return MobileNetV3Small(width)
+def mobilenet_small(width: float = 1.0, output_stride: int = 32) -> nn.Module:
+    return MobileNetV3Small(width, output_stride)
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -48,7 +48,7 @@ def _cell_positions(h: int, w: int, like: torch.Tensor) -> torch.Tensor:
 
 
 class QueryDecoder(nn.Module):
-    """queries (B, N, 3), feature map (B, C, h, w), pooled (B, C) -> (B, N, out_dim).
+    """queries (B, N, 3), feature map (B, C, h, w), pooled (B, C) -> (B, N, out_dim (+ 2 with residual_2d)).
 
     Hidden layers are h = h + silu(FiLM(W h)) with (1 + gamma, beta) per image from the pooled feature, so the
     per-query cost is only the MLP. With `attention`, the first hidden state also attends over the h x w cells;
@@ -57,7 +57,7 @@ class QueryDecoder(nn.Module):
     """
 
     def __init__(self, channels: int, out_dim: int, bands: int = 8, hidden: int = 256, layers: int = 3,
-                 attention: bool = True, key_dim: int = 64) -> None:
+                 attention: bool = True, key_dim: int = 64, residual_2d: bool = False) -> None:
         super().__init__()
         self.encoding = FourierEncoding(bands)
         self.hidden = hidden
@@ -67,6 +67,11 @@ class QueryDecoder(nn.Module):
         self.output = nn.Linear(hidden, out_dim)
         nn.init.zeros_(self.output.weight)
         nn.init.zeros_(self.output.bias)
+        # A separate layer (not 2 more rows of `output`) so weights trained without it still load.
+        self.output_2d = nn.Linear(hidden, 2) if residual_2d else None
+        if self.output_2d is not None:
+            nn.init.zeros_(self.output_2d.weight)
+            nn.init.zeros_(self.output_2d.bias)
         self.attention = attention
         if attention:
             self.key_dim = key_dim
@@ -89,6 +94,8 @@ class QueryDecoder(nn.Module):
             h = h + torch.softmax(logits, dim=-1) @ values
         for i, layer in enumerate(self.layers, start=1):
             h = h + F.silu(layer(h) * gamma[:, :, i] + beta[:, :, i])
+        if self.output_2d is not None:
+            return torch.cat([self.output(h), self.output_2d(h)], dim=-1)
         return self.output(h)
 
 

@@ -11,6 +11,7 @@ Output dict (B images, N queries):
   3D head only:
     points_3d   (B, N, 3) canonical cm               K, R, t    full-image camera (B, 3, 3), (B, 3, 3), (B, 3)
     visibility  (B, N) in 0..1
+    points_2d_projected (B, N, 2) with refine_2d: the projection alone (points_2d adds the 2D residual)
 
 2D head: the net predicts crop pixels, starting from the query seen frontally by the 3D head's initial camera.
 3D head: the net predicts the camera of the crop it sees (focal for the crop, rotation, translation), projects
@@ -46,7 +47,9 @@ class ModelConfig:
     stn: bool = True                  # False: the caller passes crop_theta (e.g. from ground-truth boxes)
     stn_input: int = 64
     stn_affine: bool = False
+    stn_iterations: int = 1           # recurrent refinement passes of the STN (each looks at its last crop)
     head: str = "3d"                  # "3d" | "2d"
+    refine_2d: bool = False           # 3D head: points_2d = projection + a 2D residual read from the feature map
     semantic_correction: bool = True
     num_styles: int = 8
     fourier_bands: int = 8
@@ -81,10 +84,11 @@ class LandmarkDetector(nn.Module):
         self.crop_size = config.crop_size
         self.backbone = create_backbone(config.backbone, **config.backbone_kwargs)
         channels = self.backbone.out_channels
-        self.stn = SpatialTransformer(config.stn_input, config.stn_affine) if config.stn else None
+        self.stn = (SpatialTransformer(config.stn_input, config.stn_affine, iterations=config.stn_iterations)
+                    if config.stn else None)
         out_dim = 3 if config.head == "3d" else 2
         self.decoder = QueryDecoder(channels, out_dim, config.fourier_bands, config.hidden, config.decoder_layers,
-                                    config.attention)
+                                    config.attention, residual_2d=config.refine_2d and config.head == "3d")
         self.camera = (CameraHead(channels, config.hidden, config.crop_size, config.init_fov_deg, config.init_depth_cm)
                        if config.head == "3d" else None)
         focal = geometry.focal_from_fov(config.init_fov_deg, config.crop_size)
@@ -96,17 +100,26 @@ class LandmarkDetector(nn.Module):
 
     def forward(self, image: torch.Tensor, queries: torch.Tensor, style_ids: torch.Tensor | None = None,
                 crop_theta: torch.Tensor | None = None, prior_theta: torch.Tensor | None = None,
-                normals: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+                normals: torch.Tensor | None = None, teacher_theta: torch.Tensor | None = None,
+                teacher_mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """See the module docstring. style_ids (B,) int (0 = canonical semantics); crop_theta (B, 2, 3) replaces
         the STN; prior_theta (B, 2, 3) is the previous frame's theta for the STN to refine; normals (N, 3) or
-        (B, N, 3) canonical surface normals at the queries for the facing test."""
+        (B, N, 3) canonical surface normals at the queries for the facing test.
+        Training only: where teacher_mask (B,) bool is set, the detector sees teacher_theta's crop (e.g. the
+        jittered ground-truth box) instead of the STN's, while the STN still runs; its passes are returned as
+        `stn_thetas` (B, iterations, 2, 3) for its losses."""
         batch = image.shape[0]
         hw = image_size(image)
         cs = self.crop_size
+        out: dict[str, torch.Tensor] = {}
         if crop_theta is not None:
             theta = crop_theta
         elif self.stn is not None:
-            theta = self.stn(image, prior_theta)
+            stn_thetas = self.stn.passes(image, prior_theta)
+            out["stn_thetas"] = torch.stack(stn_thetas, dim=1)
+            theta = stn_thetas[-1]
+            if teacher_theta is not None and teacher_mask is not None:
+                theta = torch.where(teacher_mask.view(-1, 1, 1), teacher_theta, theta)
         else:
             raise ValueError("this model has no spatial transformer: pass crop_theta (e.g. stn.theta_from_box)")
         if queries.dim() == 2:
@@ -114,8 +127,7 @@ class LandmarkDetector(nn.Module):
         crop = sample_crop(image, theta, cs)
         features = self.backbone(crop)
         pooled = features.mean((2, 3))
-        out: dict[str, torch.Tensor] = {"theta": theta, "crop": crop,
-                                        "face_logit": self.face_presence(pooled)[:, 0]}
+        out.update(theta=theta, crop=crop, face_logit=self.face_presence(pooled)[:, 0])
 
         offsets = None
         if self.correction is not None:
@@ -133,7 +145,8 @@ class LandmarkDetector(nn.Module):
         else:
             if offsets is not None:
                 queries = queries + offsets
-            points_3d = queries + self.decoder(queries, features, pooled)
+            decoded = self.decoder(queries, features, pooled)
+            points_3d = queries + decoded[..., :3]
             centre = (hw.flip(0).to(image.dtype) / 2).expand(batch, 1, 2)
             principal_point = image_to_crop(centre, theta, cs, hw)[:, 0]
             focal, R_crop, t_crop = self.camera(pooled, principal_point)
@@ -142,6 +155,11 @@ class LandmarkDetector(nn.Module):
             # Keep points in front of the camera: a wild early prediction must not divide by ~0.
             z = points_cam[..., 2:].clamp(min=1.0)
             points_crop = project(torch.cat([points_cam[..., :2], z], dim=-1), K_crop)
+            if self.config.refine_2d:
+                # The projection converges slowly (it hangs on the camera); a residual read from the feature map
+                # (the 2D head's soft argmax) makes the 2D points accurate early. Trained apart too (`projection`).
+                out["points_2d_projected"] = crop_to_image(points_crop, theta, cs, hw)
+                points_crop = points_crop + decoded[..., 3:] * (cs / 2)
             K, R, t = crop_camera_to_image(K_crop, R_crop, t_crop, theta, cs, hw)
             visibility = torch.ones_like(points_cam[..., 0])
             if normals is not None:

@@ -28,7 +28,7 @@ MAX_SUPERSAMPLE = 8
 
 # Adam moves every weight by ~lr per step whatever the gradient's size; damping the head's outputs keeps one
 # step from swinging the crop (and with it everything downstream) by ~10% in scale or ~0.1 rad.
-STN_OUTPUT_SCALE = 0.1
+STN_OUTPUT_SCALE = 0.3
 
 
 def supersample_factor(frame_side: int, view_size: int) -> int:
@@ -187,46 +187,74 @@ def stn_regulariser(theta: torch.Tensor, image_hw: ImageHW, min_extent: float = 
     return (outside + scale).mean()
 
 
+def _conv_bn_relu(cin: int, cout: int) -> nn.Sequential:
+    return nn.Sequential(nn.Conv2d(cin, cout, 3, 2, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU())
+
+
 class SpatialTransformer(nn.Module):
     """Predicts the face crop's theta from a low-res view of the prior crop (the full frame when no prior).
 
-    The output is a residual transform inside the prior crop, zero-initialised so the first crop is the prior:
-    a similarity (log-scale, angle, translation) or, with `affine`, a full 2x3 affine.
+    The output is a residual transform inside the prior crop, zero-initialised so the first crop is the prior.
+    Where the crop goes is a soft argmax over a map of the view (stride 8, with the stride-16 features added for
+    context), and its log-scale and angle (or, with `affine`, the 2x2 part's residual) are averaged over the
+    same map: regressing a position from flattened features instead only ever learned the mean crop here.
+    With `iterations` > 1 the same network looks again at its own crop and refines it (a recurrent STN): the
+    first pass finds the face in a coarse view of the frame, the next ones see it at a higher resolution. The
+    tracker's prior (the last frame's crop) is the same situation as a later pass.
     """
 
-    def __init__(self, input_size: int = 64, affine: bool = False, width: int = 16) -> None:
+    def __init__(self, input_size: int = 64, affine: bool = False, width: int = 16, iterations: int = 1) -> None:
         super().__init__()
         if input_size % 16:
             raise ValueError(f"stn input size must be a multiple of 16, got {input_size}")
+        if iterations < 1:
+            raise ValueError(f"stn iterations must be at least 1, got {iterations}")
         self.input_size = input_size
         self.affine = affine
-        layers: list[nn.Module] = []
-        cin = 3
-        for i in range(4):
-            cout = width * 2 ** i
-            layers += [nn.Conv2d(cin, cout, 3, 2, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU()]
-            cin = cout
-        self.features = nn.Sequential(*layers)
-        # Flatten rather than pool: where the face is in the view is what must be regressed.
-        self.head = nn.Sequential(nn.Flatten(), nn.Linear(cin * (input_size // 16) ** 2, 128), nn.ReLU(),
-                                  nn.Linear(128, 6 if affine else 4))
+        self.iterations = iterations
+        self.stride8 = nn.Sequential(_conv_bn_relu(3, width), _conv_bn_relu(width, 2 * width),
+                                     _conv_bn_relu(2 * width, 4 * width))
+        self.stride16 = _conv_bn_relu(4 * width, 8 * width)
+        self.context = nn.Conv2d(8 * width, 4 * width, 1)
+        self.head = nn.Sequential(nn.Conv2d(4 * width, 4 * width, 3, 1, 1), nn.ReLU(),
+                                  nn.Conv2d(4 * width, 1 + (4 if affine else 2), 1))
         nn.init.zeros_(self.head[-1].weight)
         nn.init.zeros_(self.head[-1].bias)
 
     def forward(self, image: torch.Tensor, prior: torch.Tensor | None = None) -> torch.Tensor:
-        """image (B, 3, H, W) in [0, 1], prior (B, 2, 3) or None -> theta (B, 2, 3)."""
+        """image (B, 3, H, W) in [0, 1], prior (B, 2, 3) or None -> theta (B, 2, 3) of the last pass."""
+        return self.passes(image, prior)[-1]
+
+    def passes(self, image: torch.Tensor, prior: torch.Tensor | None = None) -> list[torch.Tensor]:
+        """theta (B, 2, 3) after each of the `iterations` passes, each refining the previous pass's crop."""
         if prior is None:
             prior = full_frame_theta(image.shape[0], image_size(image), image)
         # A Python int: an ONNX export keeps the factor of the frame size it was traced with.
         k = supersample_factor(int(max(image.shape[-2:])), self.input_size)
+        thetas = []
+        theta = prior
+        for _ in range(self.iterations):
+            theta = self._refine(image, theta, k)
+            thetas.append(theta)
+        return thetas
+
+    def _refine(self, image: torch.Tensor, prior: torch.Tensor, k: int) -> torch.Tensor:
         view = F.avg_pool2d(sample_crop(image, prior, self.input_size * k), k)
-        p = STN_OUTPUT_SCALE * self.head(self.features(view - 0.5))
+        fine = self.stride8(view - 0.5)
+        coarse = self.context(self.stride16(fine))
+        maps = self.head(fine + F.interpolate(coarse, scale_factor=2.0, mode="nearest"))  # (B, 1 + P, h, w)
+        weights = torch.softmax(maps[:, 0].flatten(1), dim=-1)  # (B, h*w)
+        h, w = maps.shape[-2:]
+        u = (torch.arange(w, dtype=maps.dtype, device=maps.device) * 2 + 1) / w - 1
+        v = (torch.arange(h, dtype=maps.dtype, device=maps.device) * 2 + 1) / h - 1
+        gy, gx = torch.meshgrid(v, u, indexing="ij")
+        centre = weights @ torch.stack([gx.flatten(), gy.flatten()], dim=-1)  # (B, 2) in the view's [-1, 1]
+        p = STN_OUTPUT_SCALE * (maps[:, 1:].flatten(2) @ weights.unsqueeze(-1)).squeeze(-1)  # (B, P)
         if self.affine:
-            eye = torch.eye(2, 3, dtype=p.dtype, device=p.device)
-            residual = eye + p.view(-1, 2, 3)
+            linear = torch.eye(2, dtype=p.dtype, device=p.device) + p.view(-1, 2, 2)
         else:
             scale = torch.exp(p[:, 0])
             cos, sin = scale * torch.cos(p[:, 1]), scale * torch.sin(p[:, 1])
-            residual = torch.stack([torch.stack([cos, -sin, p[:, 2]], -1),
-                                    torch.stack([sin, cos, p[:, 3]], -1)], dim=-2)
+            linear = torch.stack([torch.stack([cos, -sin], -1), torch.stack([sin, cos], -1)], dim=-2)
+        residual = torch.cat([linear, centre.unsqueeze(-1)], dim=-1)
         return compose(prior, residual)
