@@ -216,11 +216,11 @@ class OursRun:
     faces: list[Any] = field(default_factory=list)
 
 
-def run_ours(model: Any, frames: np.ndarray, semantics: str = "canonical") -> OursRun:
+def run_ours(model: Any, frames: np.ndarray, semantics: str = "canonical", search: bool = True) -> OursRun:
     run = OursRun(np.full((len(frames), 68, 2), np.nan))
     for k, frame in enumerate(frames):
         start = time.perf_counter()
-        face = model.predict(frame, "ibug68", semantics)
+        face = model.predict(frame, "ibug68", semantics, search=search)
         run.ms.append(1000.0 * (time.perf_counter() - start))
         run.faces.append(face)
         if face.found:
@@ -447,6 +447,7 @@ def benchmark(model_path: Path, limit: int | None, out_dir: Path) -> Path:
     try:
         run_ours(model, speed_frames[:SPEED_WARMUP])
         speed = {"ours": float(np.median(run_ours(model, speed_frames[SPEED_WARMUP:]).ms)),
+                 "ours_one_start": float(np.median(run_ours(model, speed_frames[SPEED_WARMUP:], search=False).ms)),
                  "ours_track": float(np.median(run_tracker(model, speed_frames[SPEED_WARMUP:], 30.0, Smoothing()).ms))}
     finally:
         os.sched_setaffinity(0, affinity)
@@ -485,11 +486,15 @@ def write_report(command: str, model: Any, synth: SynthSet, acc: dict, acc_commo
               f"{LABELS[k]} {num(a['auc_all'], 3)}" for k, a in acc.items()) + f"; best: {LABELS[best]}.",
           f"- Detection rate on it: " + ", ".join(f"{LABELS[k]} {pct(a['detection'], 1)}" for k, a in acc.items())
           + "."]
-    if "mediapipe_speed_video" in speed and "ours" in speed:
-        fastest_mp = min(speed["mediapipe_speed_video"], speed.get("mediapipe_speed_image", np.inf))
-        verdict = "met" if speed["ours"] <= fastest_mp else "NOT met"
-        L.append(f"- Speed target (ours at least as fast as MediaPipe FaceLandmarker): {verdict} "
-                 f"({num(speed['ours'], 1)} ms vs {num(fastest_mp, 1)} ms per 640x480 frame, one core).")
+    if "mediapipe_speed_video" in speed and "ours_track" in speed:
+        # Like for like: tracking footage (ours: FaceTracker; MediaPipe: VIDEO mode), and one image from scratch
+        # (ours: predict with the multi-start search; MediaPipe: IMAGE mode).
+        for ours_key, mp_key, what in (("ours_track", "mediapipe_speed_video", "tracking video"),
+                                       ("ours", "mediapipe_speed_image", "single images")):
+            if ours_key in speed and mp_key in speed:
+                verdict = "met" if speed[ours_key] <= speed[mp_key] else "NOT met"
+                L.append(f"- Speed target (ours at least as fast as MediaPipe FaceLandmarker), {what}: {verdict} "
+                         f"({num(speed[ours_key], 1)} ms vs {num(speed[mp_key], 1)} ms per 640x480 frame, one core).")
     L.append("")
     L += ["## 1. Accuracy on the held-out synthetic test set", "", f"Command: `{command}`", "",
           f"{n} images of `data/synth_test` (256x256, never used in training), iBUG-68 points, NME normalised by "
@@ -573,7 +578,8 @@ def write_report(command: str, model: Any, synth: SynthSet, acc: dict, acc_commo
           f"single-threaded). This machine shares its CPUs with other jobs (1-minute load average {loads[0]:.1f} "
           f"while the peers ran, {loads[1]:.1f} while ours ran), so absolute numbers are noisy; the comparison is "
           "the point.", "", "| Method | ms / frame (median) |", "|---|---|",
-          f"| Ours, single image (`LandmarkModel.predict`) | {num(speed.get('ours'), 1)} |",
+          f"| Ours, single image (`LandmarkModel.predict`, 19-start search) | {num(speed.get('ours'), 1)} |",
+          f"| Ours, single image, one start (`predict(..., search=False)`) | {num(speed.get('ours_one_start'), 1)} |",
           f"| Ours, tracker (`FaceTracker.update`, smoothing on) | {num(speed.get('ours_track'), 1)} |"]
     for key, label in (("mediapipe_speed_video", "MediaPipe FaceLandmarker, VIDEO mode (tracking)"),
                        ("mediapipe_speed_image", "MediaPipe FaceLandmarker, IMAGE mode (detector every frame)"),

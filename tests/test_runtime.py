@@ -401,3 +401,16 @@ def test_tracker_smooths_jitter():
     for r in tracked:
         assert np.allclose(r.R @ r.R.T, np.eye(3), atol=1e-9) and np.isclose(np.linalg.det(r.R), 1)
         assert r.K[0, 0] == r.K[1, 1] and ((r.visibility >= 0) & (r.visibility <= 1)).all()
+
+
+def test_search_priors_and_consensus():
+    from core.runtime.session import _consensus, full_frame_theta, search_priors
+
+    priors = search_priors((256, 256))
+    assert priors.shape == (19, 2, 3) and np.allclose(priors[0], full_frame_theta((256, 256))[0])
+    assert np.all(np.abs(priors[1:, :, 2]) <= 0.5 + 1e-6)  # every start crop lies inside the frame
+    face = np.array([[100.0, 100.0], [140.0, 100.0], [120.0, 150.0]])
+    decoy = face + 300
+    runs = np.stack([decoy, face, face + 2, face - 3])
+    # The lone decoy is the most confident run, but three runs agree on the face.
+    assert _consensus(runs, np.array([1.0, 0.9, 0.95, 0.9])) in (1, 2, 3)

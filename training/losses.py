@@ -15,8 +15,8 @@ Terms (weights under `loss:` in the config; a weight of 0 leaves the term out of
 - `offsets`: mean squared semantic-correction offset (cm; 2D offsets converted assuming a 15 cm face spans the
   crop), so the correction explains annotation habits and not everything; `offsets_smooth`: squared difference
   of the offsets of nearest-neighbour queries.
-- `stn`: core.model.stn.stn_regulariser; `stn_box`: L1 of theta to the ground-truth box crop (optional guide).
-  Both only when the STN predicted theta (it requires grad), not for crops given from boxes.
+- `stn`: core.model.stn.stn_regulariser on the STN's last pass; `stn_box`: L1 of every pass's theta to the
+  ground-truth box crop (optional guide). Both only when the STN ran (`stn_thetas`), not for crops from boxes.
 """
 from __future__ import annotations
 

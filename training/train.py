@@ -40,7 +40,7 @@ from torch.utils.data import DataLoader
 from tqdm import tqdm
 
 from core.model import ModelConfig, create_model
-from core.model.stn import crop_to_image, theta_from_box
+from core.model.stn import crop_to_image, full_frame_theta, theta_from_box
 from core.overlay import contact_sheet, draw_landmarks
 from training.data import MixSampler, build_mix, collate
 from training.losses import compute_losses
@@ -163,15 +163,30 @@ def seed_everything(seed: int) -> None:
 # ---------------------------------------------------------------------------------------------- model driving
 
 def run_model(model: torch.nn.Module, batch: dict[str, torch.Tensor], crop_scale: float,
-              uses_stn: bool, teacher_crops: float = 0.0) -> dict[str, torch.Tensor]:
-    """Forward a batch; a model without STN crops by the (jittered) box. With an STN, `teacher_crops` is the
-    share of images whose detector sees the jittered box crop instead of the STN's (the STN still learns on
-    all of them), so the detector learns on well-framed faces while the STN is still finding them."""
-    box_theta = theta_from_box(batch["crop_box"], tuple(batch["image"].shape[-2:]), crop_scale)
-    kwargs: dict[str, Any] = {"crop_theta": box_theta} if not uses_stn else {}
-    if uses_stn and teacher_crops > 0:
-        kwargs.update(teacher_theta=box_theta,
-                      teacher_mask=torch.rand(len(box_theta), device=box_theta.device) < teacher_crops)
+              uses_stn: bool, teacher_crops: float = 0.0, tracking_priors: float = 0.0) -> dict[str, torch.Tensor]:
+    """Forward a batch; a model without STN crops by the (jittered) box. With an STN:
+    - `teacher_crops`: share of images whose detector sees the jittered box crop instead of the STN's (the STN
+      still learns on all of them), so the detector learns on well-framed faces while the STN learns to find them;
+    - `tracking_priors`: share of images whose STN starts from a roughly right crop (the box, moved by ~10% and
+      scaled by ~20%) instead of the full frame, as it does when tracking from the last frame's crop: it must
+      learn to keep a good crop, not only to zoom in from the frame."""
+    hw = tuple(batch["image"].shape[-2:])
+    box_theta = theta_from_box(batch["crop_box"], hw, crop_scale)
+    if not uses_stn:
+        return model(batch["image"], batch["queries"], style_ids=batch["style_id"], normals=batch["normals"],
+                     crop_theta=box_theta)
+    kwargs: dict[str, Any] = {}
+    batch_size, device = len(box_theta), box_theta.device
+    if teacher_crops > 0:
+        kwargs.update(teacher_theta=box_theta, teacher_mask=torch.rand(batch_size, device=device) < teacher_crops)
+    if tracking_priors > 0:
+        box = batch["box"]
+        centre, size = (box[:, :2] + box[:, 2:]) / 2, (box[:, 2:] - box[:, :2]).amax(-1, keepdim=True)
+        centre = centre + 0.1 * size * torch.randn(batch_size, 2, device=device)
+        size = size * torch.exp(0.2 * torch.randn(batch_size, 1, device=device))
+        prior = theta_from_box(torch.cat([centre - size / 2, centre + size / 2], -1), hw, crop_scale)
+        use = (torch.rand(batch_size, device=device) < tracking_priors) & (batch["is_face"] > 0)
+        kwargs["prior_theta"] = torch.where(use.view(-1, 1, 1), prior, full_frame_theta(batch_size, hw, prior))
     return model(batch["image"], batch["queries"], style_ids=batch["style_id"], normals=batch["normals"], **kwargs)
 
 
@@ -428,7 +443,8 @@ def train(config: dict) -> Path:
     for step in range(start, stop):
         batch = to_device(next(data), device)
         with autocast():
-            out = run_model(model, batch, cfg["data"]["crop_scale"], raw.config.stn, cfg["data"]["teacher_crops"])
+            out = run_model(model, batch, cfg["data"]["crop_scale"], raw.config.stn, cfg["data"]["teacher_crops"],
+                            cfg["data"]["tracking_priors"])
         losses = compute_losses(out, batch, cfg)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(losses["total"]).backward()
