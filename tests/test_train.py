@@ -265,7 +265,8 @@ def test_resume_after_a_stop_matches_an_uninterrupted_run(synth_root: Path, tmp_
 
 def test_default_model_recipe_trains_and_starts_from_other_weights(synth_root: Path, tmp_path: Path) -> None:
     """Teacher crops, a two-pass STN with its box guide, the 2D residual and `init_weights` together."""
-    sections = {"model": {"stn_iterations": 2, "refine_2d": True}, "data": {"teacher_crops": 0.5, "tracking_priors": 0.5},
+    sections = {"model": {"stn_iterations": 2, "refine_2d": True},
+                "data": {"teacher_crops": 0.5, "tracking_priors": 0.5},
                 "optim": {"steps": 4}, "loss": {"use_3d_supervision": True, "stn_box": 2.0}}
     first = train(small_config(tmp_path / "first", synth_root, **sections))
     row = read_metrics(first)[-1]

@@ -41,7 +41,8 @@ PRODUCER = "infinite_landmarks"
 METADATA_FORMAT_VERSION = 1
 DEFAULT_IMAGE_SIZE = (256, 256)
 MAX_ONNX_MB = 30.0
-PARITY_ATOL_PX = 5e-2  # px: float32 rounding of a trained model reaches ~2e-2 px on 2000 queries; anything visible is >0.1
+# px: float32 rounding of a trained model reaches ~2e-2 px on 2000 queries; anything visible is >0.1
+PARITY_ATOL_PX = 5e-2
 
 
 class ExportError(RuntimeError):
