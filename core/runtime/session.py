@@ -67,6 +67,19 @@ def search_priors(input_hw: tuple[int, int]) -> np.ndarray:
     return np.stack(priors).astype(np.float32)
 
 
+# The next frame's STN prior is the box of this frame's landmarks scaled by this (the training crop, data.crop_scale):
+# anchored to the face every frame, where re-using the STN's own crop lets its small zoom bias compound.
+TRACKING_CROP_SCALE = 1.3
+
+
+def landmark_prior(points: np.ndarray, input_hw: tuple[int, int], scale: float = TRACKING_CROP_SCALE) -> np.ndarray:
+    """(2, 3) theta of the square crop of side max(w, h) * scale on the box of `points` (model-input pixels)."""
+    h, w = input_hw
+    (x0, y0), (x1, y1) = points.min(0), points.max(0)
+    side = max(x1 - x0, y1 - y0) * scale
+    return np.array([[side / w, 0.0, (x0 + x1) / w - 1], [0.0, side / h, (y0 + y1) / h - 1]])
+
+
 def _consensus(points_2d: np.ndarray, confidence: np.ndarray) -> int:
     """Index of the run whose face most other runs found too (confidence-weighted votes), times its confidence."""
     centres = points_2d.mean(1)
@@ -81,7 +94,8 @@ class FaceResult:
     """One face in one image. 2D and camera quantities are in the ORIGINAL image's pixels.
 
     landmarks_3d, K, R and t are None for a model without a 3D head (and visibility is then all ones).
-    `theta` (2, 3) is the model's crop in model-input space: the prior for the next frame of a video.
+    `theta` (2, 3), in model-input space, is the prior for the next frame of a video: the crop around these
+    landmarks (`landmark_prior`) when a face was found, else the STN's crop.
     """
 
     confidence: float
@@ -190,12 +204,13 @@ class LandmarkModel:
         return {name: value[0] for name, value in zip(self.output_names, outputs)}
 
     def predict(self, image_rgb: np.ndarray, layout: str | Path | Layout = "ibug68", semantics: str = "canonical",
-                prior_theta: np.ndarray | None = None, search: bool = True) -> FaceResult:
+                prior_theta: np.ndarray | None = None, search: bool = True, refine: int = 2) -> FaceResult:
         """The face in an RGB image (uint8, or uint16 / float in [0, 1], gray or with alpha), in its pixels.
 
         `prior_theta` (2, 3): the previous frame's `FaceResult.theta` (same image size). Without it, `search`
         starts the STN from several crops at once (`search_priors`) and keeps the face they agree on; with
-        search=False it starts from the full frame only (one run, ~10x cheaper).
+        search=False it starts from the full frame only (one run, ~10x cheaper). Without a prior, `refine` more
+        runs each start from the crop around the last run's landmarks (what tracking a still frame converges to).
         """
         image = np.asarray(image_rgb)
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
@@ -210,6 +225,12 @@ class LandmarkModel:
             out = {name: value[best] for name, value in runs.items()}
         else:
             out = self.run(model_input, queries, normals, self.style_id(semantics), prior_theta)
+        for _ in range(refine if prior_theta is None else 0):
+            points = out["points_2d"].astype(np.float64)
+            if out["confidence"] < self.threshold or not np.isfinite(points).all():
+                break
+            out = self.run(model_input, queries, normals, self.style_id(semantics),
+                           landmark_prior(points, self.input_hw))
         return self._result(out, fit, len(queries))
 
     def _result(self, out: dict[str, np.ndarray], fit: ImageFit, num_points: int) -> FaceResult:
@@ -222,6 +243,9 @@ class LandmarkModel:
             R, t = out["R"].astype(np.float64), out["t"].astype(np.float64)
         else:
             visibility, landmarks_3d, K, R, t = np.ones(num_points), None, None, None, None
-        return FaceResult(confidence=confidence, found=confidence >= self.threshold, landmarks_2d=landmarks_2d,
-                          visibility=visibility, landmarks_3d=landmarks_3d, K=K, R=R, t=t,
-                          theta=out["theta_out"].astype(np.float64))
+        found = confidence >= self.threshold
+        points = out["points_2d"].astype(np.float64)
+        theta = landmark_prior(points, self.input_hw) if found and np.isfinite(points).all() \
+            else out["theta_out"].astype(np.float64)
+        return FaceResult(confidence=confidence, found=found, landmarks_2d=landmarks_2d, visibility=visibility,
+                          landmarks_3d=landmarks_3d, K=K, R=R, t=t, theta=theta)
