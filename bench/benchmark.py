@@ -559,8 +559,8 @@ def write_report(command: str, model: Any, synth: SynthSet, acc: dict, acc_commo
           "Jitter = mean over consecutive frames and points of the frame-to-frame change of (prediction - ground "
           "truth), over the inter-ocular distance (`training.metrics.jitter`, order 1; only frame pairs where both "
           "frames have a face). On the static clips the truth does not move, so this is pure shake; on the moving "
-          "clips a lag also counts. Ours runs through `FaceTracker` (previous crop as prior) with the default One "
-          "Euro smoothing and without it; MediaPipe in VIDEO mode; dlib per frame. *warp_* rows: the real photos "
+          "clips a lag also counts. Ours runs through `FaceTracker` (the crop around the previous frame's "
+          "landmarks as prior) with the default One Euro smoothing and without it; MediaPipe in VIDEO mode; dlib per frame. *warp_* rows: the real photos "
           f"animated by a known smooth warp ({WARP_FRAMES} frames, sinusoidal translation of +-6%/4% of the frame "
           "and scale 1 +- 5%, cv2.warpAffine); predictions are mapped back through the inverse warp, so a perfect "
           "detector scores 0, and each method is normalised by its own inter-ocular distance.", "",

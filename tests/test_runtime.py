@@ -414,3 +414,12 @@ def test_search_priors_and_consensus():
     runs = np.stack([decoy, face, face + 2, face - 3])
     # The lone decoy is the most confident run, but three runs agree on the face.
     assert _consensus(runs, np.array([1.0, 0.9, 0.95, 0.9])) in (1, 2, 3)
+
+
+def test_landmark_prior_is_the_training_crop_of_the_landmarks_box():
+    from core.runtime.session import TRACKING_CROP_SCALE, landmark_prior
+
+    points = np.array([[100.0, 60.0], [140.0, 60.0], [120.0, 140.0]])  # box 40 x 80, centre (120, 100)
+    theta = landmark_prior(points, (256, 256))
+    side = 80 * TRACKING_CROP_SCALE
+    np.testing.assert_allclose(theta, [[side / 256, 0, 120 / 128 - 1], [0, side / 256, 100 / 128 - 1]])

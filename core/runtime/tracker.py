@@ -1,4 +1,4 @@
-"""Frame-by-frame tracking: the previous frame's crop as the STN prior, and One Euro smoothing of the results.
+"""Frame-by-frame tracking: the crop around the previous frame's landmarks as the STN prior, and One Euro smoothing.
 
     tracker = FaceTracker(model, "ibug68", fps=clip_fps)
     for frame in frames:
