@@ -189,19 +189,17 @@ class LandmarkModel:
 
     def run(self, model_input: np.ndarray, queries: np.ndarray, normals: np.ndarray, style_id: int = 0,
             prior_theta: np.ndarray | None = None) -> dict[str, np.ndarray]:
-        """Raw graph outputs for an (H, W, 3) uint8 RGB image of the input size, in model-input space: batch 1, or
-        one row per prior when `prior_theta` is (K, 2, 3) (the image is run once per starting crop)."""
+        """Raw graph outputs for an (H, W, 3) uint8 RGB image of the input size, in model-input space, one row per
+        STN prior: `prior_theta` (2, 3) or (K, 2, 3) starting crops (None: the full frame), so K rows."""
         image = np.ascontiguousarray(model_input.transpose(2, 0, 1)[None], dtype=np.float32)
         image *= np.float32(1 / 255)
         theta = full_frame_theta(self.input_hw) if prior_theta is None else \
             np.asarray(prior_theta, np.float32).reshape(-1, 2, 3)
         batch = len(theta)
-        feed = {"image": np.repeat(image, batch, axis=0) if batch > 1 else image, "queries": queries,
-                "theta": theta, "normals": normals, "style_ids": np.full(batch, style_id, np.int64)}
+        feed = {"image": np.repeat(image, batch, axis=0), "queries": queries, "theta": theta, "normals": normals,
+                "style_ids": np.full(batch, style_id, np.int64)}
         outputs = self.session.run(self.output_names, {k: v for k, v in feed.items() if k in self.input_names})
-        if prior_theta is not None and np.ndim(prior_theta) == 3:
-            return dict(zip(self.output_names, outputs))
-        return {name: value[0] for name, value in zip(self.output_names, outputs)}
+        return dict(zip(self.output_names, outputs))
 
     def predict(self, image_rgb: np.ndarray, layout: str | Path | Layout = "ibug68", semantics: str = "canonical",
                 prior_theta: np.ndarray | None = None, search: bool = True, refine: int = 2) -> FaceResult:
@@ -219,18 +217,22 @@ class LandmarkModel:
             raise ValueError(f"empty image of shape {image.shape}")
         queries, normals = self.queries(layout)
         model_input, fit = fit_to_input(image, self.input_hw)
+        style_id = self.style_id(semantics)
+
+        def run_once(prior: np.ndarray | None) -> dict[str, np.ndarray]:
+            return {name: value[0] for name, value in self.run(model_input, queries, normals, style_id, prior).items()}
+
         if prior_theta is None and search:
-            runs = self.run(model_input, queries, normals, self.style_id(semantics), search_priors(self.input_hw))
+            runs = self.run(model_input, queries, normals, style_id, search_priors(self.input_hw))
             best = _consensus(runs["points_2d"], runs["confidence"])
             out = {name: value[best] for name, value in runs.items()}
         else:
-            out = self.run(model_input, queries, normals, self.style_id(semantics), prior_theta)
+            out = run_once(prior_theta)
         for _ in range(refine if prior_theta is None else 0):
             points = out["points_2d"].astype(np.float64)
             if out["confidence"] < self.threshold or not np.isfinite(points).all():
                 break
-            out = self.run(model_input, queries, normals, self.style_id(semantics),
-                           landmark_prior(points, self.input_hw))
+            out = run_once(landmark_prior(points, self.input_hw))
         return self._result(out, fit, len(queries))
 
     def _result(self, out: dict[str, np.ndarray], fit: ImageFit, num_points: int) -> FaceResult:
