@@ -578,8 +578,10 @@ def write_report(command: str, model: Any, synth: SynthSet, acc: dict, acc_commo
           f"single-threaded). This machine shares its CPUs with other jobs (1-minute load average {loads[0]:.1f} "
           f"while the peers ran, {loads[1]:.1f} while ours ran), so absolute numbers are noisy; the comparison is "
           "the point.", "", "| Method | ms / frame (median) |", "|---|---|",
-          f"| Ours, single image (`LandmarkModel.predict`, 19-start search) | {num(speed.get('ours'), 1)} |",
-          f"| Ours, single image, one start (`predict(..., search=False)`) | {num(speed.get('ours_one_start'), 1)} |",
+          f"| Ours, single image (`LandmarkModel.predict`, 19-start search + one refinement) | "
+          f"{num(speed.get('ours'), 1)} |",
+          f"| Ours, single image, one start (`predict(..., search=False)`; can lock onto a face-like distractor) | "
+          f"{num(speed.get('ours_one_start'), 1)} |",
           f"| Ours, tracker (`FaceTracker.update`, smoothing on) | {num(speed.get('ours_track'), 1)} |"]
     for key, label in (("mediapipe_speed_video", "MediaPipe FaceLandmarker, VIDEO mode (tracking)"),
                        ("mediapipe_speed_image", "MediaPipe FaceLandmarker, IMAGE mode (detector every frame)"),

@@ -128,6 +128,36 @@ def similarity_from_box(box: np.ndarray, out_size: int, scale: float = 1.0) -> n
     return np.array([[s, 0, out_size / 2 - s * cx], [0, s, out_size / 2 - s * cy]])
 
 
+def similarity_transform(source: np.ndarray, target: np.ndarray, scale: bool = True,
+                         subset: np.ndarray | None = None) -> tuple[float, np.ndarray, np.ndarray]:
+    """(s, R, t) of the similarity x -> s R x + t that minimises sum ||s R x_i + t - y_i||^2 over points (N, 3)
+    (Umeyama 1991); with scale=False the rigid motion (s = 1); with `subset` (indices or a mask), fitted on those
+    points only.
+
+    2D-supervised 3D points are only known up to such a transform (a bigger head further away projects alike).
+    """
+    x = np.asarray(source, np.float64)
+    y = np.asarray(target, np.float64)
+    if subset is not None:
+        x, y = x[subset], y[subset]
+    mx, my = x.mean(0), y.mean(0)
+    xc, yc = x - mx, y - my
+    U, S, Vt = np.linalg.svd(yc.T @ xc / len(x))
+    D = np.eye(3)
+    D[2, 2] = np.sign(np.linalg.det(U @ Vt)) or 1.0  # a rotation, not a reflection
+    R = U @ D @ Vt
+    var_x = (xc ** 2).sum() / len(x)
+    s = float(np.trace(np.diag(S) @ D) / var_x) if var_x > 0 and scale else 1.0
+    return s, R, my - s * R @ mx
+
+
+def similarity_align(source: np.ndarray, target: np.ndarray, scale: bool = True,
+                     subset: np.ndarray | None = None) -> np.ndarray:
+    """`source` (N, 3) mapped onto `target` by `similarity_transform` (same arguments)."""
+    s, R, t = similarity_transform(source, target, scale, subset)
+    return s * np.asarray(source, np.float64) @ R.T + t
+
+
 def vertex_normals(vertices: np.ndarray, triangles: np.ndarray) -> np.ndarray:
     """Area-weighted unit vertex normals (V, 3) of a triangle mesh (numpy only, so Blender can use it too)."""
     vertices = np.asarray(vertices, np.float32)

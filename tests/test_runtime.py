@@ -19,6 +19,7 @@ from core.model import MODEL_VARIANTS, create_model
 from core.runtime import (FaceResult, FaceTracker, ImageReadError, LandmarkModel, ModelLoadError, ModelNotFoundError,
                           OneEuroFilter, VideoReadError, fit_to_input, open_frames, read_image, to_rgb_uint8)
 from core.runtime.images import fit_geometry
+from core.runtime.session import landmark_prior
 from training.export import export_model, parity
 
 torch.set_num_threads(1)
@@ -335,6 +336,7 @@ class RecordingModel:
 
     def __init__(self, model: LandmarkModel) -> None:
         self.model = model
+        self.input_hw = model.input_hw
         self.priors: list[np.ndarray | None] = []
 
     def predict(self, image, layout="ibug68", semantics="canonical", prior_theta=None):  # noqa: ANN001, ANN201
@@ -350,8 +352,11 @@ def test_tracker_uses_previous_theta_and_resets(exported):
     results = list(tracker.track(frames))
     assert all(r.found for r in results)
     assert recorder.priors[0] is None
+    fit = fit_geometry((64, 96), model.input_hw)
     for prev, prior in zip(results[:-1], recorder.priors[1:]):
+        # The next crop is the one around this frame's smoothed landmarks.
         assert np.allclose(prior, prev.theta)
+        assert np.allclose(prev.theta, landmark_prior(fit.to_input(prev.landmarks_2d), model.input_hw))
     for r in results:
         assert np.isclose(np.linalg.det(r.R), 1) and np.allclose(r.R @ r.R.T, np.eye(3), atol=1e-9)
 
@@ -364,6 +369,8 @@ def test_tracker_uses_previous_theta_and_resets(exported):
 
 class NoisyModel:
     """A stand-in model returning a still face plus per-frame noise (2D, 3D, pose, focal)."""
+
+    input_hw = (256, 256)
 
     def __init__(self, seed: int = 0) -> None:
         self.rng = np.random.default_rng(seed)
@@ -423,3 +430,4 @@ def test_landmark_prior_is_the_training_crop_of_the_landmarks_box():
     theta = landmark_prior(points, (256, 256))
     side = 80 * TRACKING_CROP_SCALE
     np.testing.assert_allclose(theta, [[side / 256, 0, 120 / 128 - 1], [0, side / 256, 100 / 128 - 1]])
+

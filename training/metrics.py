@@ -143,31 +143,13 @@ def focal_error_percent(f_pred: np.ndarray, f_gt: np.ndarray) -> np.ndarray:
     return 100.0 * np.abs(np.asarray(f_pred, np.float64) - f_gt) / f_gt
 
 
-def similarity_align(source: np.ndarray, target: np.ndarray) -> np.ndarray:
-    """source (N, 3) mapped by the similarity s R x + t that minimises sum ||s R x_i + t - y_i||^2 (Umeyama 1991).
-
-    2D-supervised 3D points are only known up to such a transform (a bigger head further away projects alike).
-    """
-    x = np.asarray(source, np.float64)
-    y = np.asarray(target, np.float64)
-    mx, my = x.mean(0), y.mean(0)
-    xc, yc = x - mx, y - my
-    U, S, Vt = np.linalg.svd(yc.T @ xc / len(x))
-    D = np.eye(3)
-    D[2, 2] = np.sign(np.linalg.det(U @ Vt)) or 1.0  # a rotation, not a reflection
-    R = U @ D @ Vt
-    var_x = (xc ** 2).sum() / len(x)
-    s = np.trace(np.diag(S) @ D) / var_x if var_x > 0 else 1.0
-    return s * xc @ R.T + my
-
-
 def error_3d(pred: np.ndarray, gt: np.ndarray, align: bool = False) -> np.ndarray:
-    """Mean Euclidean distance (cm) per shape, (..., N, 3) -> (...); with `align`, after `similarity_align`."""
+    """Mean Euclidean distance (cm) per shape, (..., N, 3) -> (...); with `align`, after `geometry.similarity_align`."""
     pred = np.asarray(pred, np.float64)
     gt = np.asarray(gt, np.float64)
     if align:
         flat_p, flat_g = pred.reshape(-1, *pred.shape[-2:]), gt.reshape(-1, *gt.shape[-2:])
-        pred = np.stack([similarity_align(p, g) for p, g in zip(flat_p, flat_g)]).reshape(pred.shape)
+        pred = np.stack([geometry.similarity_align(p, g) for p, g in zip(flat_p, flat_g)]).reshape(pred.shape)
     return point_errors(pred, gt).mean(axis=-1)
 
 

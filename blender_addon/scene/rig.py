@@ -326,15 +326,16 @@ def build_rig(scene: bpy.types.Scene | bpy.types.Context, clip: bpy.types.MovieC
     collection.objects.link(head)
     add_shape_keys(head, model)
 
-    # Pose: the camera sees the head as (R, t) on every frame with a face.
+    # Pose: the camera sees the head as (R, t) on every frame with a face (moved with the solve's alignment).
     frames = results.frames[rows]
+    R, t = solved.model_pose(results.R, results.t)
     if settings.pose_mode == "HEAD":
-        camera_matrix, head_matrices = head_world_matrices(results.R[rows], results.t[rows])
+        camera_matrix, head_matrices = head_world_matrices(R[rows], t[rows])
         _set_matrix(camera, camera_matrix)
         _key_transforms(head, frames, head_matrices, f"IL_{clip_name}_rig_head", clip_name)
     else:
-        _key_transforms(camera, frames, camera_world_matrices(results.R[rows], results.t[rows]),
-                        f"IL_{clip_name}_rig_camera", clip_name)
+        _key_transforms(camera, frames, camera_world_matrices(R[rows], t[rows]), f"IL_{clip_name}_rig_camera",
+                        clip_name)
 
     # Expressions: the 52 ARKit weights keyed on the shape keys.
     weights = to_arkit52(solved.expressions, settings.combine, solved.expression_names)[rows]

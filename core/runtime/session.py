@@ -202,13 +202,14 @@ class LandmarkModel:
         return dict(zip(self.output_names, outputs))
 
     def predict(self, image_rgb: np.ndarray, layout: str | Path | Layout = "ibug68", semantics: str = "canonical",
-                prior_theta: np.ndarray | None = None, search: bool = True, refine: int = 2) -> FaceResult:
+                prior_theta: np.ndarray | None = None, search: bool = True, refine: int = 1) -> FaceResult:
         """The face in an RGB image (uint8, or uint16 / float in [0, 1], gray or with alpha), in its pixels.
 
-        `prior_theta` (2, 3): the previous frame's `FaceResult.theta` (same image size). Without it, `search`
-        starts the STN from several crops at once (`search_priors`) and keeps the face they agree on; with
-        search=False it starts from the full frame only (one run, ~10x cheaper). Without a prior, `refine` more
-        runs each start from the crop around the last run's landmarks (what tracking a still frame converges to).
+        `prior_theta` (2, 3): the previous frame's `FaceResult.theta` (same image size); one run. Without it,
+        `search` starts the STN from several crops at once (`search_priors`) and keeps the face they agree on
+        (~20 runs); search=False starts from the full frame only (one run, but the STN can then settle on a
+        face-like distractor: the astronaut photo's orange sleeve). Then `refine` more runs each start from the crop
+        around the last run's landmarks (what tracking a still frame converges to; one is best on held-out data).
         """
         image = np.asarray(image_rgb)
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
