@@ -674,12 +674,16 @@ class ShotSolve:
 
     def model_pose(self, R: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The detector's per-frame head pose (R (F, 3, 3), t (F, 3): camera = R p + t for its points p) turned
-        into the pose of the solved model, which sits where the alignment moved the points: R A^T, t - R A^T b."""
+        into the pose of the solved model, which sits where the alignment moved the points: R A^T, t - R A^T b.
+        Frames the solve skipped keep the detector's pose."""
         R, t = np.asarray(R, np.float64), np.asarray(t, np.float64)
         if self.alignment_R is None:
             return R, t
-        R_model = R @ self.alignment_R.transpose(0, 2, 1)
-        return R_model, t - np.einsum("fij,fj->fi", R_model, self.alignment_t)
+        aligned = np.isfinite(self.alignment_R).all((1, 2))
+        R_model, t_model = R.copy(), t.copy()
+        R_model[aligned] = R[aligned] @ self.alignment_R[aligned].transpose(0, 2, 1)
+        t_model[aligned] = t[aligned] - np.einsum("fij,fj->fi", R_model[aligned], self.alignment_t[aligned])
+        return R_model, t_model
 
 
 def _rms(differences: np.ndarray) -> float:

@@ -210,6 +210,12 @@ def test_rigid_drift_is_aligned_away(basis68):
     seen = np.einsum("fij,fnj->fni", R, drifted) + t[:, None]
     shown = np.einsum("fij,fnj->fni", R_model, fitted) + t_model[:, None]
     assert np.linalg.norm(seen - shown, axis=-1).mean() < 0.3
+    # A frame the solve skipped keeps the detector's pose.
+    drifted[4] = np.nan
+    skipped = solve_shot(drifted, basis68)
+    R_model, t_model = skipped.model_pose(R, t)
+    assert np.array_equal(R_model[4], R[4]) and np.array_equal(t_model[4], t[4])
+    assert np.isfinite(R_model).all() and np.isfinite(t_model).all()
 
 
 def test_dense_layout_is_more_accurate(basis68, basis_dense):
