@@ -709,9 +709,10 @@ def solve_shot(points: np.ndarray, layout: str | Path | Layout | LayoutBasis, va
     ok = _frame_validity(points, valid)
     priors = Priors(regularisation, ridge, sparsity, smoothing)
 
-    def solved(points: np.ndarray) -> tuple[_Joint, np.ndarray]:
-        joint = _solve_joint(points, basis, ok, num_modes, bounds, priors, pin_threshold_cm)
-        fitted = np.zeros_like(points)
+    def solved(frames: np.ndarray) -> tuple[_Joint, np.ndarray]:
+        """The joint solve of (F, N, 3) points, and its fitted points (zero on invalid frames)."""
+        joint = _solve_joint(frames, basis, ok, num_modes, bounds, priors, pin_threshold_cm)
+        fitted = np.zeros_like(frames)
         fitted[ok] = basis.points(joint.identity, joint.expressions[ok])
         return joint, fitted
 

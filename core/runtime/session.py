@@ -230,11 +230,18 @@ class LandmarkModel:
         else:
             out = run_once(prior_theta)
         for _ in range(refine if prior_theta is None else 0):
-            points = out["points_2d"].astype(np.float64)
-            if out["confidence"] < self.threshold or not np.isfinite(points).all():
+            prior = self._landmark_crop(out)
+            if prior is None:
                 break
-            out = run_once(landmark_prior(points, self.input_hw))
+            out = run_once(prior)
         return self._result(out, fit, len(queries))
+
+    def _landmark_crop(self, out: dict[str, np.ndarray]) -> np.ndarray | None:
+        """`landmark_prior` of a run's landmarks when it found a face with finite points, else None."""
+        points = out["points_2d"].astype(np.float64)
+        if out["confidence"] < self.threshold or not np.isfinite(points).all():
+            return None
+        return landmark_prior(points, self.input_hw)
 
     def _result(self, out: dict[str, np.ndarray], fit: ImageFit, num_points: int) -> FaceResult:
         confidence = float(out["confidence"])
@@ -247,8 +254,8 @@ class LandmarkModel:
         else:
             visibility, landmarks_3d, K, R, t = np.ones(num_points), None, None, None, None
         found = confidence >= self.threshold
-        points = out["points_2d"].astype(np.float64)
-        theta = landmark_prior(points, self.input_hw) if found and np.isfinite(points).all() \
-            else out["theta_out"].astype(np.float64)
+        theta = self._landmark_crop(out)
+        if theta is None:
+            theta = out["theta_out"].astype(np.float64)
         return FaceResult(confidence=confidence, found=found, landmarks_2d=landmarks_2d, visibility=visibility,
                           landmarks_3d=landmarks_3d, K=K, R=R, t=t, theta=theta)
