@@ -431,14 +431,16 @@ def test_onnx_export_matches_torch(tmp_path, overrides):
         normals = F.normalize(torch.randn(n, 3, generator=g), dim=-1)
         prior = torch.cat([stn.full_frame_theta(1, hw), similarity_theta(1.2, 0.3, (50.0, 40.0), hw)])[:batch]
         styles = torch.tensor([1, 0])[:batch]
-        with torch.no_grad():
-            expected = model(image, queries, style_ids=styles, prior_theta=prior, normals=normals)
-        expected["theta_out"] = expected["theta"]
-        expected["confidence"] = torch.sigmoid(expected["face_logit"])
-        feed = {"image": image.numpy(), "queries": queries.numpy(), "theta": prior.numpy(),
-                "normals": normals.numpy(), "style_ids": styles.numpy()}
-        got = dict(zip(outputs, session.run(outputs, feed)))
-        assert np.abs(got["points_2d"] - expected["points_2d"].numpy()).max() < 1e-3
-        for name in outputs:
-            assert got[name].shape == tuple(expected[name].shape)
-            assert np.allclose(got[name], expected[name].numpy(), atol=1e-3, rtol=1e-4), name
+        for direct in (False, True):  # the graph's two branches: the STN from a prior, or the prior as the crop
+            with torch.no_grad():
+                expected = model(image, queries, style_ids=styles, normals=normals,
+                                 **{"crop_theta" if direct else "prior_theta": prior})
+            expected["theta_out"] = expected["theta"]
+            expected["confidence"] = torch.sigmoid(expected["face_logit"])
+            feed = {"image": image.numpy(), "queries": queries.numpy(), "theta": prior.numpy(),
+                    "normals": normals.numpy(), "style_ids": styles.numpy(), "direct_crop": np.array(direct)}
+            got = dict(zip(outputs, session.run(outputs, feed)))
+            assert np.abs(got["points_2d"] - expected["points_2d"].numpy()).max() < 1e-3
+            for name in outputs:
+                assert got[name].shape == tuple(expected[name].shape)
+                assert np.allclose(got[name], expected[name].numpy(), atol=1e-3, rtol=1e-4), (name, direct)

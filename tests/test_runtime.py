@@ -76,6 +76,35 @@ def test_export_parity_and_metadata(exported, runtime):
     assert path.stat().st_size < 30 * 2**20
 
 
+def test_direct_crop_branch_skips_the_stn(exported, runtime):
+    """With direct_crop the graph crops exactly at theta (the torch model given crop_theta); without it the STN
+    moves the crop. predict's refinements and tracking priors take the direct branch."""
+    model, _ = exported
+    assert runtime.direct_crops
+    image = smooth_image(*INPUT_HW)
+    theta = landmark_prior(np.array([[30.0, 40.0], [90.0, 100.0]]), INPUT_HW).astype(np.float32)
+    queries, normals = runtime.queries("ibug68")
+    direct = runtime.run(image, queries, normals, 0, theta, direct=True)
+    through_stn = runtime.run(image, queries, normals, 0, theta, direct=False)
+    assert np.allclose(direct["theta_out"][0], theta)
+    assert not np.allclose(through_stn["theta_out"][0], theta, atol=1e-3)
+    with torch.no_grad():
+        reference = model(torch.from_numpy(image.transpose(2, 0, 1)[None] / np.float32(255)),
+                          torch.from_numpy(queries), style_ids=torch.zeros(1, dtype=torch.long),
+                          normals=torch.from_numpy(normals), crop_theta=torch.from_numpy(theta[None]))
+    assert np.abs(reference["points_2d"][0].numpy() - direct["points_2d"][0]).max() < 1e-3
+
+    calls = []
+    original = runtime.run
+    try:
+        runtime.run = lambda *args, direct=False: calls.append(direct) or original(*args, direct=direct)
+        runtime.predict(image, search=False, refine=2)
+        runtime.predict(image, prior_theta=theta)
+    finally:
+        runtime.run = original
+    assert calls == [False, True, True, True]
+
+
 def test_export_cli_from_checkpoint(tmp_path):
     model = small_untrained()
     ckpt = tmp_path / "ckpt.pt"

@@ -15,7 +15,7 @@ import dataset_fixtures as fx
 from core.layouts import SEMANTICS
 from core.model import MODEL_VARIANTS
 from training import train as train_mod
-from training.data import (MixSampler, RealDataset, SyntheticDataset, build_mix, collate, make_dataset,
+from training.data import (MixSampler, RealDataset, SyntheticDataset, build_mix, collate, grow_box, make_dataset,
                            parse_spec, photometric)
 from training.losses import compute_losses
 from training.train import load_config, main, merge_config, save_checkpoint, train
@@ -306,3 +306,26 @@ def test_checkpoint_is_atomic(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.undo()
     assert torch.load(path, weights_only=False)["step"] == 1
 
+
+def test_dataset_zoom_out_moves_targets_with_the_camera(synth_root):
+    plain = SyntheticDataset(synth_root, style="canonical", image_size=None, negatives=0.0)
+    zoomed = SyntheticDataset(synth_root, style="canonical", image_size=None, negatives=0.0, zoom_out=1.0)
+    for key in [(0, 1), (1, 3)]:
+        a, b = plain[key], zoomed[key]
+        # K' = A K: A is the similarity that moved the pixels, and it moved the 2D targets and the box too.
+        A = (b["K"] @ torch.linalg.inv(a["K"])).numpy()
+        assert np.allclose(A[2], [0, 0, 1], atol=1e-5) and A[0, 0] == pytest.approx(A[1, 1], rel=1e-5)
+        assert A[0, 0] < 0.95
+        valid = a["valid"].numpy() > 0
+        moved = a["targets_2d"].numpy() @ A[:2, :2].T + A[:2, 2]
+        assert np.allclose(moved[valid], b["targets_2d"].numpy()[valid], atol=1e-3)
+        assert np.allclose(a["box"].numpy().reshape(2, 2) * A[0, 0] + A[:2, 2], b["box"].numpy().reshape(2, 2),
+                           atol=1e-3)
+
+
+def test_dataset_headless_negatives_are_face_free(synth_root):
+    ds = SyntheticDataset(synth_root, style="canonical", image_size=None, negatives=1.0, headless=1.0,
+                          distractors=1.0)
+    item = ds[(0, 0)]
+    assert item["is_face"] == 0 and item["valid"].sum() == 0
+    assert grow_box(np.array([10.0, 20.0, 30.0, 60.0]), 0.25).tolist() == [0.0, 10.0, 40.0, 70.0]

@@ -20,7 +20,9 @@ Styles of a synthetic sample (`style=`): `canonical` asks for the iBUG-68 points
 points are not fixed surface points, so their 3D and visibility targets are masked (has_3d = has_vis = 0); the
 camera still applies. `mix` picks a style per item (MIX_STYLES), so the semantic correction sees the
 inconsistencies it exists to absorb. Negatives: with probability `negatives` the image is replaced by a
-face-free background (BackgroundBank) and every landmark target is masked (is_face = 0).
+face-free background (BackgroundBank), or (share `headless`) by the sample's body without its face on one, and
+every landmark target is masked (is_face = 0). Scene augmentations (training.compositing): `zoom_out` shrinks
+the person onto a fresh background (K follows), `distractors` pastes skin-toned blobs away from the face.
 
 Augmentation is photometric only (plus a jittered `crop_box`): a geometric warp would invalidate K, and a flip
 would swap the subject's left and right. Randomness of an item comes from its key: the sampler passes
@@ -41,6 +43,7 @@ import yaml
 from torch.utils.data import Dataset, Sampler
 
 from core.layouts import SEMANTICS, available_layouts, load_layout
+from training import compositing
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +53,8 @@ MIX_PROBABILITIES = np.array(list(MIX_STYLES.values())) / sum(MIX_STYLES.values(
 DENSE_LAYOUT = "dense"
 # Options of a synthetic spec; a real dataset's spec takes weight, image_size, augment, limit and context, and
 # passes the rest to its reader (training.datasets).
-SYNTHETIC_OPTIONS = ("root", "style", "weight", "image_size", "queries", "negatives", "augment", "limit")
+SYNTHETIC_OPTIONS = ("root", "style", "weight", "image_size", "queries", "negatives", "augment", "limit", "zoom_out",
+                     "distractors", "headless")
 
 Key = int | tuple[int, int]
 
@@ -110,6 +114,12 @@ def jitter_box(box: np.ndarray, rng: np.random.Generator, shift: float = 0.05, s
     return np.concatenate([centre - size / 2, centre + size / 2]).astype(np.float32)
 
 
+def grow_box(box: np.ndarray, margin: float) -> np.ndarray:
+    """(x0, y0, x1, y1) grown on every side by `margin` times its longer side."""
+    grow = margin * float(max(box[2] - box[0], box[3] - box[1]))
+    return np.asarray(box, np.float64) + np.array([-grow, -grow, grow, grow])
+
+
 def points_box(points: np.ndarray) -> np.ndarray:
     finite = points[np.isfinite(points).all(1)]
     if len(finite) == 0:
@@ -157,7 +167,8 @@ class SyntheticDataset(Dataset):
 
     def __init__(self, root: str | Path, style: str = "canonical", queries_per_image: int = 256,
                  negatives: float = 0.05, augment: bool = True, image_size: int | None = None, seed: int = 0,
-                 split: str = "all", val_fraction: float = 0.05, limit: int | None = None) -> None:
+                 split: str = "all", val_fraction: float = 0.05, limit: int | None = None, zoom_out: float = 0.0,
+                 distractors: float = 0.0, headless: float = 0.0) -> None:
         self.root = Path(root)
         if not self.root.is_dir():
             raise FileNotFoundError(f"synthetic data folder {self.root} does not exist; make it with "
@@ -178,6 +189,11 @@ class SyntheticDataset(Dataset):
         self.augment = augment
         self.image_size = image_size
         self.seed = seed
+        # Scene augmentations (training.compositing), with augment only: shares of faces shrunk onto a fresh
+        # background, of images given skin-toned distractors, and of negatives made of the body without the face.
+        self.zoom_out = zoom_out
+        self.distractors = distractors
+        self.headless = headless
 
     def __len__(self) -> int:
         return len(self.files)
@@ -204,6 +220,7 @@ class SyntheticDataset(Dataset):
             image_path = path.parent / str(data["image_file"])
             K, R, t = data["K"].astype(np.float32), data["R"].astype(np.float32), data["t"].astype(np.float32)
             box = data["target_box"].astype(np.float32)
+            part_id = data["part_id"] if self.augment and (self.zoom_out or self.headless) else None
             q = sum(len(r) for r in rows)
             targets = _empty_targets(q) if negative else self._targets(data, names, rows, style, R, t)
         queries_all = np.concatenate([layout_arrays(n)[0][r] for n, r in zip(names, rows)])
@@ -214,7 +231,17 @@ class SyntheticDataset(Dataset):
         image = cv2.cvtColor(image, cv2.COLOR_BGR2RGB)
         h, w = image.shape[:2]
         if negative:
-            image = background_bank().sample(rng, w, h)
+            face_free = None
+            if part_id is not None and self.headless and rng.random() < self.headless:
+                face_free = compositing.headless(image, part_id, grow_box(box, 0.25), background_bank().sample(rng, w, h))
+            image = face_free if face_free is not None else background_bank().sample(rng, w, h)
+        elif part_id is not None and self.zoom_out and rng.random() < self.zoom_out:
+            image, A = compositing.zoom_out(image, part_id, background_bank().sample(rng, w, h), rng)
+            K = (np.vstack([A, [0.0, 0.0, 1.0]]) @ K).astype(np.float32)
+            targets["targets_2d"] = (targets["targets_2d"] * A[0, 0] + A[:, 2]).astype(np.float32)
+            box = (box.reshape(2, 2) * A[0, 0] + A[:, 2]).reshape(4).astype(np.float32)
+        if self.augment and self.distractors and rng.random() < self.distractors:
+            image = compositing.paste_distractors(image, rng, keep_out=None if negative else grow_box(box, 0.15))
         if self.image_size and max(h, w) != self.image_size:
             image, scale = _resize_pad(image, self.image_size)
             K = np.diag([scale, scale, 1.0]).astype(np.float32) @ K
@@ -390,7 +417,9 @@ def make_dataset(spec: str, image_size: int | None = 256, queries_per_image: int
         return SyntheticDataset(options["root"], style=options.get("style", "canonical"),
                                 queries_per_image=int(options.get("queries", queries_per_image)),
                                 negatives=float(options.get("negatives", negatives)), image_size=image_size,
-                                limit=limit, **common)
+                                limit=limit, zoom_out=float(options.get("zoom_out", 0.0)),
+                                distractors=float(options.get("distractors", 0.0)),
+                                headless=float(options.get("headless", 0.0)), **common)
     context = float(options.pop("context", 2.0))
     for key in ("queries", "negatives"):
         if options.pop(key, None) is not None:

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 
 from core.layouts import SEMANTICS
 from core.model import MODEL_VARIANTS, LandmarkDetector, ModelConfig, create_model, export_onnx
-from core.model.detector import onnx_io_names
+from core.model.detector import DIRECT_CROP_INPUT, onnx_io_names
 from core.model.stn import full_frame_theta, theta_from_box
 
 log = logging.getLogger(__name__)
@@ -137,31 +137,36 @@ def export_model(model: LandmarkDetector, out: str | Path, image_hw: tuple[int, 
 
 
 def parity(model: LandmarkDetector, path: str | Path, image_hw: tuple[int, int] = DEFAULT_IMAGE_SIZE,
-           query_counts: tuple[int, ...] = (68, 2000), seed: int = 0) -> dict[int, dict[str, float]]:
-    """Max |torch - onnxruntime| per output, for random frames and queries, per number of queries."""
+           query_counts: tuple[int, ...] = (68, 2000), seed: int = 0) -> dict[str, dict[str, float]]:
+    """Max |torch - onnxruntime| per output, for random frames and queries, per number of queries and (with an
+    STN) per branch of the graph: keys like "68 queries, STN" and "68 queries, direct crop"."""
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     inputs, outputs = onnx_io_names(model.config)
     g = torch.Generator().manual_seed(seed)
     h, w = image_hw
+    box_theta = theta_from_box(torch.tensor([[w * 0.2, h * 0.2, w * 0.8, h * 0.8]]), image_hw)
+    branches = {"STN": False, "direct crop": True} if model.config.stn else {"crop": True}
     results = {}
     for n in query_counts:
-        feed = {"image": torch.rand(1, 3, h, w, generator=g),
-                "queries": torch.randn(n, 3, generator=g) * 5,
-                "normals": F.normalize(torch.randn(n, 3, generator=g), dim=-1),
-                "style_ids": torch.zeros(1, dtype=torch.long),
-                "theta": (full_frame_theta(1, image_hw) if model.config.stn
-                          else theta_from_box(torch.tensor([[w * 0.2, h * 0.2, w * 0.8, h * 0.8]]), image_hw))}
-        feed = {k: v for k, v in feed.items() if k in inputs}
-        with torch.no_grad():
-            reference = model.eval()(
-                feed["image"], feed["queries"], style_ids=feed.get("style_ids"), normals=feed.get("normals"),
-                **{("prior_theta" if model.config.stn else "crop_theta"): feed["theta"]})
-        reference["theta_out"] = reference["theta"]
-        reference["confidence"] = torch.sigmoid(reference["face_logit"])
-        got = session.run(outputs, {k: v.numpy() for k, v in feed.items()})
-        results[n] = {name: float(np.abs(reference[name].numpy() - value).max()) for name, value in zip(outputs, got)}
+        for branch, direct in branches.items():
+            feed = {"image": torch.rand(1, 3, h, w, generator=g),
+                    "queries": torch.randn(n, 3, generator=g) * 5,
+                    "normals": F.normalize(torch.randn(n, 3, generator=g), dim=-1),
+                    "style_ids": torch.zeros(1, dtype=torch.long),
+                    "theta": box_theta if direct else full_frame_theta(1, image_hw),
+                    DIRECT_CROP_INPUT: torch.tensor(direct)}
+            feed = {k: v for k, v in feed.items() if k in inputs}
+            with torch.no_grad():
+                reference = model.eval()(
+                    feed["image"], feed["queries"], style_ids=feed.get("style_ids"), normals=feed.get("normals"),
+                    **{("crop_theta" if direct else "prior_theta"): feed["theta"]})
+            reference["theta_out"] = reference["theta"]
+            reference["confidence"] = torch.sigmoid(reference["face_logit"])
+            got = session.run(outputs, {k: v.numpy() for k, v in feed.items()})
+            results[f"{n} queries, {branch}"] = {name: float(np.abs(reference[name].numpy() - value).max())
+                                                 for name, value in zip(outputs, got)}
     return results
 
 
@@ -205,9 +210,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"exported {source} ({params / 1e6:.2f} M parameters, {image_hw[0]}x{image_hw[1]} input) to {path} "
           f"({path.stat().st_size / 2**20:.1f} MB)")
     worst = 0.0
-    for n, diffs in parity(model, path, image_hw).items():
+    for case, diffs in parity(model, path, image_hw).items():
         worst = max(worst, diffs["points_2d"])
-        print(f"parity {n} queries: max |torch - onnxruntime| " + ", ".join(f"{k} {v:.2e}" for k, v in diffs.items()))
+        print(f"parity {case}: max |torch - onnxruntime| " + ", ".join(f"{k} {v:.2e}" for k, v in diffs.items()))
     if worst > PARITY_ATOL_PX:
         print(f"error: points_2d differ by {worst:.2e} px (> {PARITY_ATOL_PX} px)", file=sys.stderr)
         return 1

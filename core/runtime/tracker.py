@@ -1,5 +1,5 @@
-"""Frame-by-frame tracking: the crop around the previous frame's (smoothed) landmarks as the STN prior, and One Euro
-smoothing.
+"""Frame-by-frame tracking: the crop around the previous frame's (smoothed) landmarks as this frame's crop (the STN
+runs only to find the face on the first frame and after a loss), and One Euro smoothing.
 
     tracker = FaceTracker(model, "ibug68", fps=clip_fps)
     for frame in frames:
