@@ -112,12 +112,14 @@ def test_export_cli_from_checkpoint(tmp_path):
     out = tmp_path / "m.onnx"
     from training.export import main
     assert main([str(ckpt), str(out), "--image-size", "96", "128"]) == 0
-    assert LandmarkModel(out).input_hw == (96, 128)
-    # The trainer's layout: config holds the model fields and the training frame size, the default export size.
+    assert LandmarkModel(out).input_hw == (96, 128) and LandmarkModel(out).crop_scale == 1.3  # the default
+    # The trainer's layout: config holds the model fields and the training frame size (the default export size)
+    # and crop scale (the runtime's crops around landmarks).
     torch.save({"model": model.state_dict(), "rng": {"numpy": np.random.get_state()},
-                "config": {"model": {**SMALL, "variant": "full"}, "data": {"image_size": 96}}}, ckpt)
+                "config": {"model": {**SMALL, "variant": "full"}, "data": {"image_size": 96, "crop_scale": 1.5}}},
+               ckpt)
     assert main([str(ckpt), str(out)]) == 0
-    assert LandmarkModel(out).input_hw == (96, 96)
+    assert LandmarkModel(out).input_hw == (96, 96) and LandmarkModel(out).crop_scale == 1.5
     torch.save({"model": model.state_dict(), "model_config": {**SMALL, "note": "extra keys are ignored"}}, ckpt)
     assert main([str(ckpt), str(out)]) == 0
     assert LandmarkModel(out).config["hidden"] == 64 and LandmarkModel(out).input_hw == (256, 256)
@@ -366,6 +368,7 @@ class RecordingModel:
     def __init__(self, model: LandmarkModel) -> None:
         self.model = model
         self.input_hw = model.input_hw
+        self.crop_scale = model.crop_scale
         self.priors: list[np.ndarray | None] = []
 
     def predict(self, image, layout="ibug68", semantics="canonical", prior_theta=None):  # noqa: ANN001, ANN201
@@ -385,7 +388,8 @@ def test_tracker_uses_previous_theta_and_resets(exported):
     for prev, prior in zip(results[:-1], recorder.priors[1:]):
         # The next crop is the one around this frame's smoothed landmarks.
         assert np.allclose(prior, prev.theta)
-        assert np.allclose(prev.theta, landmark_prior(fit.to_input(prev.landmarks_2d), model.input_hw))
+        assert np.allclose(prev.theta, landmark_prior(fit.to_input(prev.landmarks_2d), model.input_hw,
+                                                      model.crop_scale))
     for r in results:
         assert np.isclose(np.linalg.det(r.R), 1) and np.allclose(r.R @ r.R.T, np.eye(3), atol=1e-9)
 
@@ -400,6 +404,7 @@ class NoisyModel:
     """A stand-in model returning a still face plus per-frame noise (2D, 3D, pose, focal)."""
 
     input_hw = (256, 256)
+    crop_scale = 1.3
 
     def __init__(self, seed: int = 0) -> None:
         self.rng = np.random.default_rng(seed)
@@ -453,10 +458,10 @@ def test_search_priors_and_consensus():
 
 
 def test_landmark_prior_is_the_training_crop_of_the_landmarks_box():
-    from core.runtime.session import TRACKING_CROP_SCALE, landmark_prior
+    from core.runtime.session import DEFAULT_CROP_SCALE, landmark_prior
 
     points = np.array([[100.0, 60.0], [140.0, 60.0], [120.0, 140.0]])  # box 40 x 80, centre (120, 100)
     theta = landmark_prior(points, (256, 256))
-    side = 80 * TRACKING_CROP_SCALE
+    side = 80 * DEFAULT_CROP_SCALE
     np.testing.assert_allclose(theta, [[side / 256, 0, 120 / 128 - 1], [0, side / 256, 100 / 128 - 1]])
 

@@ -102,7 +102,7 @@ def main() -> None:
 
             from training.export import export_model, load_model
             torch.set_num_threads(1)
-            model, source, _ = load_model("full")
+            model, source, _, _ = load_model("full")
             path = export_model(model, Path(tmp) / "full.onnx", source=source)
             print(f"no {DEFAULT_MODEL_PATH}: benchmarking an untrained 'full' model")
         runtime = LandmarkModel(path)

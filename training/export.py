@@ -11,6 +11,8 @@ untrained model, for tests and benchmarks. The ONNX file carries metadata (read 
     model_config    JSON of the ModelConfig fields
     semantics       JSON {name: style id} (core.layouts.SEMANTICS)
     image_size      JSON [H, W]: the frame size the runtime resizes (keep aspect, pad) every image to
+    crop_scale      the training crop's side over the landmarks' box side (data.crop_scale), when recorded:
+                    the runtime's crops around known landmarks (refinement, tracking) use it
     source          what was exported (checkpoint path or variant name)
 
 After export the torch model and onnxruntime are compared on random frames with 68 and 2000 queries.
@@ -24,6 +26,7 @@ import logging
 import os
 import sys
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import onnx
@@ -68,11 +71,22 @@ def _model_config_from_checkpoint(checkpoint: dict, source: str) -> ModelConfig 
     return {k: v for k, v in config.items() if k in known}
 
 
-def _trained_image_size(checkpoint: dict) -> tuple[int, int] | None:
-    """The frame size the model was trained on (the trainer's config["data"]["image_size"]), if recorded."""
+class LoadedModel(NamedTuple):
+    model: LandmarkDetector
+    source: str                                # what was loaded (checkpoint path or variant name)
+    image_hw: tuple[int, int] | None           # the frame size it was trained on, if recorded
+    crop_scale: float | None                   # its training crop's scale (data.crop_scale), if recorded
+
+
+def _data_config(checkpoint: dict) -> dict:
     config = checkpoint.get("config")
     data = config.get("data") if isinstance(config, dict) else None
-    size = data.get("image_size") if isinstance(data, dict) else None
+    return data if isinstance(data, dict) else {}
+
+
+def _trained_image_size(checkpoint: dict) -> tuple[int, int] | None:
+    """The frame size the model was trained on (the trainer's config["data"]["image_size"]), if recorded."""
+    size = _data_config(checkpoint).get("image_size")
     if isinstance(size, int):
         return size, size
     if isinstance(size, (list, tuple)) and len(size) == 2:
@@ -80,15 +94,15 @@ def _trained_image_size(checkpoint: dict) -> tuple[int, int] | None:
     return None
 
 
-def load_model(source: str | Path) -> tuple[LandmarkDetector, str, tuple[int, int] | None]:
+def load_model(source: str | Path) -> LoadedModel:
     """A detector in eval mode from a checkpoint file or a MODEL_VARIANTS name, a description of it, and the
-    frame size it was trained on when the checkpoint records one."""
+    frame size and crop scale it was trained with when the checkpoint records them."""
     path = Path(source)
     if not path.is_file():
         if str(source) in MODEL_VARIANTS:
             torch.manual_seed(0)
             log.warning("exporting an UNTRAINED '%s' model (its outputs are meaningless)", source)
-            return create_model(str(source)).eval(), f"untrained variant {source}", None
+            return LoadedModel(create_model(str(source)).eval(), f"untrained variant {source}", None, None)
         raise ExportError(f"{source}: no such checkpoint file, and not a model variant "
                           f"(variants: {', '.join(MODEL_VARIANTS)})")
     try:
@@ -109,25 +123,31 @@ def load_model(source: str | Path) -> tuple[LandmarkDetector, str, tuple[int, in
     if missing or unexpected:
         raise ExportError(f"{path}: weights do not match the model config (missing: {missing[:5]}, "
                           f"unexpected: {unexpected[:5]})")
-    return model.eval(), str(path), _trained_image_size(checkpoint)
+    crop_scale = _data_config(checkpoint).get("crop_scale")
+    return LoadedModel(model.eval(), str(path), _trained_image_size(checkpoint),
+                       float(crop_scale) if isinstance(crop_scale, (int, float)) else None)
 
 
-def metadata(model: LandmarkDetector, image_hw: tuple[int, int], source: str) -> dict[str, str]:
-    return {"producer": PRODUCER, "format_version": str(METADATA_FORMAT_VERSION),
-            "model_config": json.dumps(dataclasses.asdict(model.config), sort_keys=True),
-            "semantics": json.dumps(SEMANTICS), "image_size": json.dumps([int(image_hw[0]), int(image_hw[1])]),
-            "source": source}
+def metadata(model: LandmarkDetector, image_hw: tuple[int, int], source: str, crop_scale: float | None = None
+             ) -> dict[str, str]:
+    props = {"producer": PRODUCER, "format_version": str(METADATA_FORMAT_VERSION),
+             "model_config": json.dumps(dataclasses.asdict(model.config), sort_keys=True),
+             "semantics": json.dumps(SEMANTICS), "image_size": json.dumps([int(image_hw[0]), int(image_hw[1])]),
+             "source": source}
+    if crop_scale is not None:
+        props["crop_scale"] = json.dumps(float(crop_scale))
+    return props
 
 
 def export_model(model: LandmarkDetector, out: str | Path, image_hw: tuple[int, int] = DEFAULT_IMAGE_SIZE,
-                 source: str = "") -> Path:
+                 source: str = "", crop_scale: float | None = None) -> Path:
     """Export `model` to ONNX at `out` with the runtime's metadata; returns the path."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     export_onnx(model.eval(), out, tuple(image_hw))
     proto = onnx.load(str(out))
     del proto.metadata_props[:]
-    onnx.helper.set_model_props(proto, metadata(model, image_hw, source))
+    onnx.helper.set_model_props(proto, metadata(model, image_hw, source, crop_scale))
     onnx.save(proto, str(out))
     size_mb = out.stat().st_size / 2**20
     if size_mb > MAX_ONNX_MB:
@@ -200,9 +220,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {save_weights(args.source, args.weights)}")
     torch.set_num_threads(min(2, torch.get_num_threads()))
     try:
-        model, source, trained_hw = load_model(args.source)
+        model, source, trained_hw, crop_scale = load_model(args.source)
         image_hw = tuple(args.image_size) if args.image_size else (trained_hw or DEFAULT_IMAGE_SIZE)
-        path = export_model(model, args.out, image_hw, source)
+        path = export_model(model, args.out, image_hw, source, crop_scale)
     except ExportError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

@@ -68,13 +68,13 @@ def search_priors(input_hw: tuple[int, int]) -> np.ndarray:
     return np.stack(priors).astype(np.float32)
 
 
-# The next frame's crop (and a refinement's) is the box of this frame's landmarks scaled by this (the training crop,
-# data.crop_scale), used as is: anchored to the face every frame, where re-using the STN's own crop lets its small
-# zoom bias compound.
-TRACKING_CROP_SCALE = 1.3
+# The next frame's crop (and a refinement's) is the box of this frame's landmarks scaled by the training crop's
+# scale (data.crop_scale, stored in the model file's metadata; this when a file does not say), used as is: anchored
+# to the face every frame, where re-using the STN's own crop lets its small zoom bias compound.
+DEFAULT_CROP_SCALE = 1.3
 
 
-def landmark_prior(points: np.ndarray, input_hw: tuple[int, int], scale: float = TRACKING_CROP_SCALE) -> np.ndarray:
+def landmark_prior(points: np.ndarray, input_hw: tuple[int, int], scale: float = DEFAULT_CROP_SCALE) -> np.ndarray:
     """(2, 3) theta of the square crop of side max(w, h) * scale on the box of `points` (model-input pixels)."""
     h, w = input_hw
     (x0, y0), (x1, y1) = points.min(0), points.max(0)
@@ -167,6 +167,7 @@ class LandmarkModel:
         self.input_hw: tuple[int, int] = tuple(json.loads(self.metadata.get("image_size", "null"))
                                                or DEFAULT_INPUT_HW)  # type: ignore[assignment]
         self.config: dict[str, Any] = json.loads(self.metadata.get("model_config", "{}"))
+        self.crop_scale = float(self.metadata.get("crop_scale", DEFAULT_CROP_SCALE))
         self.semantics: dict[str, int] = json.loads(self.metadata["semantics"]) if "semantics" in self.metadata \
             else dict(SEMANTICS)
         self._queries: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
@@ -252,7 +253,7 @@ class LandmarkModel:
         points = out["points_2d"].astype(np.float64)
         if out["confidence"] < self.threshold or not np.isfinite(points).all():
             return None
-        return landmark_prior(points, self.input_hw)
+        return landmark_prior(points, self.input_hw, self.crop_scale)
 
     def _result(self, out: dict[str, np.ndarray], fit: ImageFit, num_points: int) -> FaceResult:
         confidence = float(out["confidence"])
