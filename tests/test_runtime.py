@@ -19,7 +19,7 @@ from core.model import MODEL_VARIANTS, create_model
 from core.runtime import (FaceResult, FaceTracker, ImageReadError, LandmarkModel, ModelLoadError, ModelNotFoundError,
                           OneEuroFilter, VideoReadError, fit_to_input, open_frames, read_image, to_rgb_uint8)
 from core.runtime.images import fit_geometry
-from core.runtime.session import landmark_prior
+from core.runtime.session import landmark_prior, search_priors
 from training.export import export_model, parity
 
 torch.set_num_threads(1)
@@ -98,11 +98,39 @@ def test_direct_crop_branch_skips_the_stn(exported, runtime):
     original = runtime.run
     try:
         runtime.run = lambda *args, direct=False: calls.append(direct) or original(*args, direct=direct)
-        runtime.predict(image, search=False, refine=2)
+        runtime.predict(image, search="never", refine=2)
         runtime.predict(image, prior_theta=theta)
     finally:
         runtime.run = original
     assert calls == [False, True, True, True]
+
+
+def test_search_modes(exported, monkeypatch):
+    """"auto" searches only when its full-frame start is unsure; "always" and "never" do what they say."""
+    model = LandmarkModel(exported[1], threshold=0.0)
+    batches = []
+    original = model.run
+    monkeypatch.setattr(model, "run", lambda *args, direct=False: batches.append(len(np.reshape(
+        args[4] if len(args) > 4 and args[4] is not None else np.zeros((1, 2, 3)), (-1, 2, 3))))
+        or original(*args, direct=direct))
+    image = smooth_image(*INPUT_HW)
+    model.predict(image, search="always")
+    assert batches[0] == len(search_priors(INPUT_HW)) and batches[1:] == [1]
+    batches.clear()
+    model.predict(image, search="never")
+    assert batches == [1, 1]
+    import core.runtime.session as session
+    monkeypatch.setattr(session, "SURE_OVERLAP", 0.0)
+    for sure, expected in ((0.0, [1, 1]), (1.1, [1, 1, len(search_priors(INPUT_HW)), 1])):
+        monkeypatch.setattr(session, "SURE_CONFIDENCE", sure)
+        batches.clear()
+        model.predict(image, search="auto")
+        assert batches == expected, sure
+    with pytest.raises(ValueError, match="search must be one of"):
+        model.predict(image, search=True)
+    square = np.array([[0.0, 0.0], [10.0, 10.0]])
+    assert session._box_overlap(square, square) == 1.0 and session._box_overlap(square, square + 20) == 0.0
+    assert session._box_overlap(square, square + [5, 0]) == pytest.approx(50 / 150)
 
 
 def test_export_cli_from_checkpoint(tmp_path):
