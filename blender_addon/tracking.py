@@ -17,6 +17,7 @@ Frames where the model finds no face are kept with has_face = 0 and NaN landmark
 """
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import math
 import time
@@ -64,8 +65,9 @@ def smoothing_from_strength(strength: float):  # -> core.runtime.tracker.Smoothi
     if strength <= 0:
         return None
     default = Smoothing()
-    return Smoothing(min_cutoff=default.min_cutoff * 2.0 ** (4 * (0.5 - min(strength, 1.0))), beta=default.beta,
-                     d_cutoff=default.d_cutoff)
+    factor = 2.0 ** (4 * (0.5 - min(strength, 1.0)))
+    return dataclasses.replace(default, min_cutoff=default.min_cutoff * factor,
+                               rigid_min_cutoff=default.rigid_min_cutoff * factor)
 
 
 @dataclass

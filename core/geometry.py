@@ -130,9 +130,9 @@ def similarity_from_box(box: np.ndarray, out_size: int, scale: float = 1.0) -> n
 
 def similarity_transform(source: np.ndarray, target: np.ndarray, scale: bool = True,
                          subset: np.ndarray | None = None) -> tuple[float, np.ndarray, np.ndarray]:
-    """(s, R, t) of the similarity x -> s R x + t that minimises sum ||s R x_i + t - y_i||^2 over points (N, 3)
-    (Umeyama 1991); with scale=False the rigid motion (s = 1); with `subset` (indices or a mask), fitted on those
-    points only.
+    """(s, R, t) of the similarity x -> s R x + t that minimises sum ||s R x_i + t - y_i||^2 over points (N, d),
+    d = 2 or 3 (Umeyama 1991); with scale=False the rigid motion (s = 1); with `subset` (indices or a mask), fitted
+    on those points only.
 
     2D-supervised 3D points are only known up to such a transform (a bigger head further away projects alike).
     """
@@ -143,8 +143,8 @@ def similarity_transform(source: np.ndarray, target: np.ndarray, scale: bool = T
     mx, my = x.mean(0), y.mean(0)
     xc, yc = x - mx, y - my
     U, S, Vt = np.linalg.svd(yc.T @ xc / len(x))
-    D = np.eye(3)
-    D[2, 2] = np.sign(np.linalg.det(U @ Vt)) or 1.0  # a rotation, not a reflection
+    D = np.eye(x.shape[1])
+    D[-1, -1] = np.sign(np.linalg.det(U @ Vt)) or 1.0  # a rotation, not a reflection
     R = U @ D @ Vt
     var_x = (xc ** 2).sum() / len(x)
     s = float(np.trace(np.diag(S) @ D) / var_x) if var_x > 0 and scale else 1.0

@@ -6,7 +6,10 @@ runs only to find the face on the first frame and after a loss), and One Euro sm
         face = tracker.update(frame)          # a FaceResult; face.found is False on frames without a face
 
 One Euro filter (Casiez et al., CHI 2012): a low-pass whose cutoff rises with the signal's speed, so a still face
-does not jitter and a moving one does not lag. A filter's cutoffs are in cycles per unit of the timestamps it is
+does not jitter and a moving one does not lag. The 2D landmarks are filtered in two parts: their similarity
+motion (where the face is, its size and roll, fitted to all points at once) and their shape in the face's own
+frame. The motion, an average over every point, is steady enough for a light filter that keeps up with the head;
+the shape, where each point's own noise lives, takes the strong one. A filter's cutoffs are in cycles per unit of the timestamps it is
 given (frames by default); the tracker gives it seconds (frame index / fps). Each quantity is filtered in a unit
 where "1" is the size of the face (its pixel extent when the track starts for 2D points, 15 cm for 3D points and
 translation, the starting focal length for focal), so one `beta` suits them all whatever the footage resolution.
@@ -75,6 +78,8 @@ class Smoothing:
     min_cutoff: float = 0.3     # Hz: the cutoff for a still face
     beta: float = 2.0           # the cutoff rises by beta Hz per face size per second of motion
     d_cutoff: float = 0.5       # Hz, for the speed estimate
+    rigid_min_cutoff: float = 1.0   # Hz: the same for the 2D landmarks' similarity motion (module doc)
+    rigid_beta: float = 5.0
 
 
 DEFAULT_FPS = 30.0   # when a clip does not say
@@ -102,6 +107,7 @@ class FaceTracker:
         self._frame_hw: tuple[int, int] | None = None
         self._filters: dict[str, OneEuroFilter] = {}
         self._units: dict[str, float] = {}
+        self._shape: np.ndarray | None = None  # the last filtered 2D shape, in face units
 
     def _filter(self, name: str, value: np.ndarray, unit: float, t: float) -> np.ndarray:
         if name not in self._filters:
@@ -132,7 +138,7 @@ class FaceTracker:
             extent = face.landmarks_2d.max(0) - face.landmarks_2d.min(0)
             self._units["px"] = max(float(extent.max()), 1.0)
             self._units["focal"] = max(float(face.K[0, 0]), 1.0) if face.K is not None else 1.0
-        landmarks_2d = self._filter("landmarks_2d", face.landmarks_2d, self._units["px"], t)
+        landmarks_2d = self._smooth_landmarks(face.landmarks_2d, t)
         visibility = np.clip(self._filter("visibility", face.visibility, 1.0, t), 0.0, 1.0)
         # The next frame's crop comes from the smoothed landmarks too: a steadier crop, steadier landmarks (static
         # synthetic clips: jitter 0.58 -> 0.52% of the inter-ocular distance; moving: 2.27 -> 2.03%).
@@ -149,6 +155,25 @@ class FaceTracker:
             changes.update(landmarks_3d=self._filter("landmarks_3d", face.landmarks_3d, FACE_SIZE_CM, t), R=R,
                            t=self._filter("t", face.t, FACE_SIZE_CM, t), K=K)
         return dataclasses.replace(face, **changes)
+
+    def _smooth_landmarks(self, points: np.ndarray, t: float) -> np.ndarray:
+        """The 2D landmarks filtered as a similarity motion of a shape (module doc). The shape is in face units:
+        the last filtered shape is the reference the motion is fitted from."""
+        s = self.smoothing
+        reference = self._shape if self._shape is not None else (points - points.mean(0)) / self._units["px"]
+        scale, R, centre = geometry.similarity_transform(reference, points)
+        scale = max(scale, 1e-9)
+        shape = (points - centre) @ R / scale  # the points in the reference's frame (the inverse similarity)
+        motion = np.array([*(centre / self._units["px"]), np.log(scale / self._units["px"]),
+                           np.arctan2(R[1, 0], R[0, 0])])
+        if "motion" not in self._filters:
+            self._filters["motion"] = OneEuroFilter(s.rigid_min_cutoff, s.rigid_beta, s.d_cutoff)
+            self._filters["shape"] = OneEuroFilter(s.min_cutoff, s.beta, s.d_cutoff)
+        motion = self._filters["motion"](motion, t)
+        shape = self._shape = self._filters["shape"](shape, t)
+        cos, sin = np.cos(motion[3]), np.sin(motion[3])
+        rotation = np.array([[cos, -sin], [sin, cos]])
+        return np.exp(motion[2]) * self._units["px"] * shape @ rotation.T + motion[:2] * self._units["px"]
 
     def track(self, frames: Iterable[np.ndarray]) -> Iterator[FaceResult]:
         """`update` over an iterable of RGB frames, yielding one FaceResult per frame."""
