@@ -431,7 +431,7 @@ def test_onnx_export_matches_torch(tmp_path, overrides):
         normals = F.normalize(torch.randn(n, 3, generator=g), dim=-1)
         prior = torch.cat([stn.full_frame_theta(1, hw), similarity_theta(1.2, 0.3, (50.0, 40.0), hw)])[:batch]
         styles = torch.tensor([1, 0])[:batch]
-        for direct in (False, True):  # the graph's two branches: the STN from a prior, or the prior as the crop
+        for direct in (False, True):  # the STN from a prior, or the prior as the crop
             with torch.no_grad():
                 expected = model(image, queries, style_ids=styles, normals=normals,
                                  **{"crop_theta" if direct else "prior_theta": prior})

@@ -76,9 +76,9 @@ def test_export_parity_and_metadata(exported, runtime):
     assert path.stat().st_size < 30 * 2**20
 
 
-def test_direct_crop_branch_skips_the_stn(exported, runtime):
+def test_direct_crop_uses_theta_as_the_crop(exported, runtime):
     """With direct_crop the graph crops exactly at theta (the torch model given crop_theta); without it the STN
-    moves the crop. predict's refinements and tracking priors take the direct branch."""
+    moves the crop. predict's refinements and tracking priors crop directly."""
     model, _ = exported
     assert runtime.direct_crops
     image = smooth_image(*INPUT_HW)

@@ -159,7 +159,7 @@ def export_model(model: LandmarkDetector, out: str | Path, image_hw: tuple[int, 
 def parity(model: LandmarkDetector, path: str | Path, image_hw: tuple[int, int] = DEFAULT_IMAGE_SIZE,
            query_counts: tuple[int, ...] = (68, 2000), seed: int = 0) -> dict[str, dict[str, float]]:
     """Max |torch - onnxruntime| per output, for random frames and queries, per number of queries and (with an
-    STN) per branch of the graph: keys like "68 queries, STN" and "68 queries, direct crop"."""
+    STN) per use of theta (STN prior or direct crop): keys like "68 queries, STN" and "68 queries, direct crop"."""
     import onnxruntime as ort
 
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])

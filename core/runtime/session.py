@@ -32,7 +32,7 @@ FORMAT_VERSION = 1  # training.export.METADATA_FORMAT_VERSION that this runtime 
 REQUIRED_INPUTS = ("image", "queries", "theta")
 REQUIRED_OUTPUTS = ("points_2d", "theta_out", "confidence")
 CAMERA_OUTPUTS = ("points_3d", "K", "R", "t", "visibility")
-DIRECT_CROP_INPUT = "direct_crop"  # core.model.detector.DIRECT_CROP_INPUT: use theta as the crop, skip the STN
+DIRECT_CROP_INPUT = "direct_crop"  # core.model.detector.DIRECT_CROP_INPUT: theta is the crop, not the STN's
 
 
 class ModelNotFoundError(FileNotFoundError):
@@ -215,14 +215,14 @@ class LandmarkModel:
 
     @property
     def direct_crops(self) -> bool:
-        """Whether the graph can take a crop as is (skipping the STN); older exports always run their STN."""
+        """Whether the graph can take a crop as is (instead of the STN's); older exports always use their STN's."""
         return DIRECT_CROP_INPUT in self.input_names
 
     def run(self, model_input: np.ndarray, queries: np.ndarray, normals: np.ndarray, style_id: int = 0,
             prior_theta: np.ndarray | None = None, direct: bool = False) -> dict[str, np.ndarray]:
         """Raw graph outputs for an (H, W, 3) uint8 RGB image of the input size, in model-input space, one row per
         STN prior: `prior_theta` (2, 3) or (K, 2, 3) starting crops (None: the full frame), so K rows.
-        `direct`: the priors are the crops themselves (the STN is skipped; see `direct_crops`)."""
+        `direct`: the priors are the crops themselves, not the STN's starting points (see `direct_crops`)."""
         image = np.ascontiguousarray(model_input.transpose(2, 0, 1)[None], dtype=np.float32)
         image *= np.float32(1 / 255)
         theta = full_frame_theta(self.input_hw) if prior_theta is None else \
@@ -245,7 +245,7 @@ class LandmarkModel:
           them agree on;
         - "auto": from the full frame, and "always" when that face is not sure (`_is_sure`): the search's
           accuracy at about the cost of "never" on most images.
-        The crops around landmarks skip the STN (`direct_crops`): they frame the face as the detector's training
+        The crops around landmarks are used as is (`direct_crops`): they frame the face as the detector's training
         crops did, and on held-out synthetic images the refinement's median error falls by a third that way.
         """
         if search not in SEARCH_MODES:
