@@ -84,8 +84,8 @@ def landmark_prior(points: np.ndarray, input_hw: tuple[int, int], scale: float =
 
 SEARCH_MODES = ("auto", "always", "never")
 # "auto" keeps the full-frame start when it and its refinement are both confident and frame the same face. On
-# held-out synthetic images (stage 7 at 6,000 steps, 150 images) it searched 15% of them, and its mean error was no worse
-# than always searching (0.46 vs 0.48 inter-ocular).
+# held-out synthetic images (stage 7 at 6,000 steps, 150 images) it searched 15% of them, and its mean error was
+# no worse than always searching (0.46 vs 0.48 inter-ocular).
 SURE_CONFIDENCE = 0.8
 SURE_OVERLAP = 0.5
 
