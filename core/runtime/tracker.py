@@ -6,13 +6,14 @@ runs only to find the face on the first frame and after a loss), and One Euro sm
         face = tracker.update(frame)          # a FaceResult; face.found is False on frames without a face
 
 One Euro filter (Casiez et al., CHI 2012): a low-pass whose cutoff rises with the signal's speed, so a still face
-does not jitter and a moving one does not lag. The 2D landmarks are filtered in two parts: their similarity
-motion (where the face is, its size and roll, fitted to all points at once) and their shape in the face's own
-frame. The motion, an average over every point, is steady enough for a light filter that keeps up with the head;
-the shape, where each point's own noise lives, takes the strong one. A filter's cutoffs are in cycles per unit of the timestamps it is
-given (frames by default); the tracker gives it seconds (frame index / fps). Each quantity is filtered in a unit
-where "1" is the size of the face (its pixel extent when the track starts for 2D points, 15 cm for 3D points and
-translation, the starting focal length for focal), so one `beta` suits them all whatever the footage resolution.
+does not jitter and a moving one does not lag. The 2D landmarks are filtered in two parts: their similarity motion
+(where the face is, its size and roll, fitted to all points at once) and their shape in the face's own frame. The
+motion, an average over every point, is steady enough for a light filter that keeps up with the head; the shape,
+where each point's own noise lives, takes the strong one. A filter's cutoffs are in cycles per unit of the
+timestamps it is given (frames by default); the tracker gives it seconds (frame index / fps). Each quantity is
+filtered in a unit where "1" is the size of the face (its pixel extent when the track starts for 2D points, 15 cm
+for 3D points and translation, the starting focal length for focal), so one `beta` suits them all whatever the
+footage resolution.
 """
 from __future__ import annotations
 
@@ -168,11 +169,10 @@ class FaceTracker:
         shape = (points - centre) @ R / scale  # the points in the reference's frame (the inverse similarity)
         motion = np.array([*(centre / self._units["px"]), np.log(scale / self._units["px"]),
                            np.arctan2(R[1, 0], R[0, 0])])
-        if "motion" not in self._filters:
+        if "motion" not in self._filters:  # the light filter; the shape takes the default one (`_filter`)
             self._filters["motion"] = OneEuroFilter(s.rigid_min_cutoff, s.rigid_beta, s.d_cutoff)
-            self._filters["shape"] = OneEuroFilter(s.min_cutoff, s.beta, s.d_cutoff)
         motion = self._filters["motion"](motion, t)
-        shape = self._shape = self._filters["shape"](shape, t)
+        shape = self._shape = self._filter("shape_2d", shape, 1.0, t)
         cos, sin = np.cos(motion[3]), np.sin(motion[3])
         rotation = np.array([[cos, -sin], [sin, cos]])
         return np.exp(motion[2]) * self._units["px"] * shape @ rotation.T + motion[:2] * self._units["px"]
