@@ -446,10 +446,10 @@ def benchmark(model_path: Path, limit: int | None, out_dir: Path) -> Path:
     load_ours = os.getloadavg()[0]
     try:
         run_ours(model, speed_frames[:SPEED_WARMUP])
-        speed = {"ours": float(np.median(run_ours(model, speed_frames[SPEED_WARMUP:]).ms)),
-                 "ours_always_search": float(np.median(run_ours(model, speed_frames[SPEED_WARMUP:], search="always").ms)),
-                 "ours_one_start": float(np.median(run_ours(model, speed_frames[SPEED_WARMUP:], search="never").ms)),
-                 "ours_track": float(np.median(run_tracker(model, speed_frames[SPEED_WARMUP:], 30.0, Smoothing()).ms))}
+        timed = speed_frames[SPEED_WARMUP:]
+        speed = {key: float(np.median(run_ours(model, timed, search=mode).ms))
+                 for key, mode in (("ours", "auto"), ("ours_always_search", "always"), ("ours_one_start", "never"))}
+        speed["ours_track"] = float(np.median(run_tracker(model, timed, 30.0, Smoothing()).ms))
     finally:
         os.sched_setaffinity(0, affinity)
     for m in PEERS:

@@ -233,7 +233,8 @@ class SyntheticDataset(Dataset):
         if negative:
             face_free = None
             if part_id is not None and self.headless and rng.random() < self.headless:
-                face_free = compositing.headless(image, part_id, grow_box(box, 0.25), background_bank().sample(rng, w, h))
+                face_free = compositing.headless(image, part_id, grow_box(box, 0.25),
+                                                 background_bank().sample(rng, w, h))
             image = face_free if face_free is not None else background_bank().sample(rng, w, h)
         elif part_id is not None and self.zoom_out and rng.random() < self.zoom_out:
             image, A = compositing.zoom_out(image, part_id, background_bank().sample(rng, w, h), rng)

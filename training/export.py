@@ -167,10 +167,10 @@ def parity(model: LandmarkDetector, path: str | Path, image_hw: tuple[int, int] 
     g = torch.Generator().manual_seed(seed)
     h, w = image_hw
     box_theta = theta_from_box(torch.tensor([[w * 0.2, h * 0.2, w * 0.8, h * 0.8]]), image_hw)
-    branches = {"STN": False, "direct crop": True} if model.config.stn else {"crop": True}
+    uses = {"STN": False, "direct crop": True} if model.config.stn else {"crop": True}
     results = {}
     for n in query_counts:
-        for branch, direct in branches.items():
+        for use, direct in uses.items():
             feed = {"image": torch.rand(1, 3, h, w, generator=g),
                     "queries": torch.randn(n, 3, generator=g) * 5,
                     "normals": F.normalize(torch.randn(n, 3, generator=g), dim=-1),
@@ -185,7 +185,7 @@ def parity(model: LandmarkDetector, path: str | Path, image_hw: tuple[int, int] 
             reference["theta_out"] = reference["theta"]
             reference["confidence"] = torch.sigmoid(reference["face_logit"])
             got = session.run(outputs, {k: v.numpy() for k, v in feed.items()})
-            results[f"{n} queries, {branch}"] = {name: float(np.abs(reference[name].numpy() - value).max())
+            results[f"{n} queries, {use}"] = {name: float(np.abs(reference[name].numpy() - value).max())
                                                  for name, value in zip(outputs, got)}
     return results
 
