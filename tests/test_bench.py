@@ -108,3 +108,19 @@ def test_peer_worker_runs_on_a_photo(tmp_path) -> None:
     # Two detectors on a clear frontal portrait agree within 15% of the inter-ocular distance.
     iod = np.linalg.norm(dl[36] - dl[45])
     assert np.linalg.norm(mp - dl, axis=1).mean() / iod < 0.15
+
+
+def test_face_finding_on_a_few_renders(tmp_path) -> None:
+    """The shipped model through bench.face_finding: from the crop around the true landmarks it finds the faces
+    of plain renders, and the table has a row per face size present plus the total."""
+    from bench import face_finding
+    from core.runtime import LandmarkModel
+    from training.synth.__main__ import main as synth_main
+
+    assert synth_main(["generate", "--out", str(tmp_path), "--num", "6", "--seed", "5", "--size", "256"]) == 0
+    model = LandmarkModel(threads=1)
+    sizes, errors = face_finding.face_finding(model, tmp_path, num=6, scenes=False)
+    assert sizes.shape == (6,) and errors.shape == (6, len(face_finding.MODES)) and np.isfinite(errors).all()
+    assert (errors[:, 2] < face_finding.FOUND_BELOW).mean() >= 0.5
+    table = face_finding.report(sizes, errors)
+    assert table[-1].startswith("| all | 6 |") and len(table) >= 4

@@ -45,3 +45,25 @@ def test_distractors_stay_out_of_the_face():
         out = compositing.paste_distractors(image, np.random.default_rng(seed), keep_out, count=3)
         assert (out[40:80, 40:80] == 50).all()
     assert (compositing.paste_distractors(image, np.random.default_rng(0), None, count=3) != 50).any()
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_letterbox_keeps_the_face_band_centred_between_black_bars(seed: int):
+    image = np.random.default_rng(seed).integers(1, 255, (90, 120, 3)).astype(np.uint8)
+    box = np.array([50.0, 30.0, 70.0, 55.0])
+    out, A = compositing.letterbox(image, box, np.random.default_rng(seed), portrait=0.5)
+    assert A[0, 0] == A[1, 1] == 1 and A[0, 1] == A[1, 0] == 0 and A[:, 2].min() * A[:, 2].max() == 0
+    inside = out.max(-1) > 0
+    rows, cols = np.flatnonzero(inside.any(1)), np.flatnonzero(inside.any(0))
+    # One axis is cut to a band centred in the frame, the other is whole; the band holds the face, moved by A.
+    band = (rows[0], len(out) - 1 - rows[-1]) if len(rows) < len(out) else (cols[0], out.shape[1] - 1 - cols[-1])
+    assert abs(band[0] - band[1]) <= 1 and (len(rows) < len(out)) != (len(cols) < out.shape[1])
+    x0, y0 = (box[:2] + A[:, 2]).astype(int)
+    x1, y1 = (box[2:] + A[:, 2]).astype(int)
+    assert (out[y0:y1, x0:x1] == image[y0 - int(A[1, 2]):y1 - int(A[1, 2]), x0 - int(A[0, 2]):x1 - int(A[0, 2])]).all()
+
+
+def test_letterbox_refuses_a_face_taller_than_any_band():
+    image = np.full((100, 100, 3), 50, np.uint8)
+    rng = np.random.default_rng(0)
+    assert all(compositing.letterbox(image, np.array([0.0, 0.0, 100.0, 100.0]), rng) is None for _ in range(5))

@@ -329,3 +329,36 @@ def test_dataset_headless_negatives_are_face_free(synth_root):
     item = ds[(0, 0)]
     assert item["is_face"] == 0 and item["valid"].sum() == 0
     assert grow_box(np.array([10.0, 20.0, 30.0, 60.0]), 0.25).tolist() == [0.0, 10.0, 40.0, 70.0]
+
+
+def test_dataset_letterbox_moves_targets_with_the_camera(synth_root, monkeypatch):
+    # Without the photometric jitter the bars stay exactly black.
+    monkeypatch.setattr("training.data.photometric", lambda image, rng: image.astype(np.float32) / 255)
+    plain = SyntheticDataset(synth_root, style="canonical", image_size=None, negatives=0.0)
+    banded = SyntheticDataset(synth_root, style="canonical", image_size=None, negatives=0.0, letterbox=1.0)
+    moved = 0
+    for key in [(i, 1) for i in range(6)]:
+        a, b = plain[key], banded[key]
+        shift = (b["K"] - a["K"]).numpy()[:2, 2]  # a shift of the pixels moves the principal point, nothing else
+        assert np.allclose((b["K"] - a["K"]).numpy()[:, :2], 0, atol=1e-5)
+        valid = a["valid"].numpy() > 0
+        assert np.allclose(a["targets_2d"].numpy()[valid] + shift, b["targets_2d"].numpy()[valid], atol=1e-3)
+        assert np.allclose(a["box"].numpy() + np.tile(shift, 2), b["box"].numpy(), atol=1e-3)
+        moved += int((b["image"] == 0).all(0).any())  # black bars (where the face fits in a band)
+    assert moved >= 3
+
+
+def test_training_only_the_stn_leaves_the_rest_unchanged(synth_root: Path, tmp_path: Path) -> None:
+    sections = {"model": {"stn_iterations": 2}, "data": {"teacher_crops": 1.0}, "optim": {"steps": 3,
+                "trainable": ["stn"]}, "loss": {"use_3d_supervision": True, "stn_box": 2.0}}
+    first = train(small_config(tmp_path / "first", synth_root, **sections))
+    second = small_config(tmp_path / "second", synth_root, **sections)
+    second["init_weights"] = str(first / "last.pt")
+    train(second)
+    before = torch.load(first / "last.pt", weights_only=True)["model"]
+    after = torch.load(tmp_path / "second" / "last.pt", weights_only=True)["model"]
+    changed = {name.split(".")[0] for name in before if not torch.equal(before[name], after[name])}
+    assert changed == {"stn"}  # batch-norm statistics of the frozen modules included
+    with pytest.raises(ValueError, match="no module stm"):
+        train({**small_config(tmp_path / "bad", synth_root, **sections), "optim": {**second["optim"],
+               "trainable": ["stm"]}})

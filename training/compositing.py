@@ -1,12 +1,14 @@
 """Scene augmentations of synthetic samples, built on the renderer's person mask (`part_id >= 0`).
 
 Real photos show small faces in wide frames and skin-coloured things that are not faces (hands, arms, an orange
-sleeve); the renders mostly show one large face. Three augmentations, all exact for the camera (a uniform scale
+sleeve); the renders mostly show one large face. Four augmentations, all exact for the camera (a uniform scale
 and a shift of the image are a change of K):
 - `zoom_out`: the rendered person, shrunk, on a fresh background (small faces anywhere in the frame);
 - `paste_distractors`: skin- and orange-toned shaded blobs away from the face (things the STN and the face
   classifier must not take for a face);
-- `headless`: a face-free negative made of the person's body and hair outside the face, on a fresh background.
+- `headless`: a face-free negative made of the person's body and hair outside the face, on a fresh background;
+- `letterbox`: a band of the render centred between black bars, as the runtime pads a 16:9 or 4:3 frame
+  (images.fit_to_input) and renders never are.
 All take and return uint8 RGB images of the sample's size.
 """
 from __future__ import annotations
@@ -49,6 +51,38 @@ def zoom_out(image: np.ndarray, part_id: np.ndarray, background: np.ndarray, rng
     small = cv2.warpAffine(image, A, (w, h), flags=cv2.INTER_AREA)
     small_alpha = cv2.warpAffine(alpha, A, (w, h), flags=cv2.INTER_LINEAR)
     return _composite(background, small, small_alpha), A
+
+
+# Aspect ratios (long / short side) of the frames `letterbox` imitates: 16:9 and 4:3 video, 3:2 photos.
+LETTERBOX_ASPECTS = (16 / 9, 4 / 3, 3 / 2)
+
+
+def letterbox(image: np.ndarray, box: np.ndarray, rng: np.random.Generator, portrait: float = 0.25
+              ) -> tuple[np.ndarray, np.ndarray] | None:
+    """A band of `image` (landscape, or with probability `portrait` upright) holding the face box `box`
+    (x0, y0, x1, y1), moved to the centre with black outside it: what a square model input shows of a wider frame.
+
+    Returns (image, A) with A (2, 3) the pixel map of the move (a shift), or None when the box does not fit."""
+    h, w = image.shape[:2]
+    aspect = float(rng.choice(LETTERBOX_ASPECTS))
+    axis = 0 if rng.random() < portrait else 1  # 1: a horizontal band (rows cut), 0: a vertical one (columns)
+    side = (w, h)[axis]
+    band = int(round(side / aspect))
+    # The band holds the part of the box inside the frame (a face cut by the frame's edge stays cut there).
+    first, last = np.clip([box[axis], box[axis + 2]], 0, side)
+    lo, hi = max(0.0, last - band), min(first, side - band)
+    if hi < lo:
+        return None
+    start = int(round(rng.uniform(lo, hi)))
+    shift = (side - band) // 2 - start
+    A = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+    A[axis, 2] = shift
+    out = np.zeros_like(image)
+    if axis == 1:
+        out[start + shift:start + shift + band] = image[start:start + band]
+    else:
+        out[:, start + shift:start + shift + band] = image[:, start:start + band]
+    return out, A
 
 
 def headless(image: np.ndarray, part_id: np.ndarray, keep_out: np.ndarray, background: np.ndarray

@@ -22,7 +22,9 @@ camera still applies. `mix` picks a style per item (MIX_STYLES), so the semantic
 inconsistencies it exists to absorb. Negatives: with probability `negatives` the image is replaced by a
 face-free background (BackgroundBank), or (share `headless`) by the sample's body without its face on one, and
 every landmark target is masked (is_face = 0). Scene augmentations (training.compositing): `zoom_out` shrinks
-the person onto a fresh background (K follows), `distractors` pastes skin-toned blobs away from the face.
+the person onto a fresh background (down to `zoom_min` times its size; K follows), `distractors` pastes
+skin-toned blobs away from the face, `letterbox` shows a band of the image between black bars (a wide frame in
+the square model input).
 
 Augmentation is photometric only (plus a jittered `crop_box`): a geometric warp would invalidate K, and a flip
 would swap the subject's left and right. Randomness of an item comes from its key: the sampler passes
@@ -54,7 +56,7 @@ DENSE_LAYOUT = "dense"
 # Options of a synthetic spec; a real dataset's spec takes weight, image_size, augment, limit and context, and
 # passes the rest to its reader (training.datasets).
 SYNTHETIC_OPTIONS = ("root", "style", "weight", "image_size", "queries", "negatives", "augment", "limit", "zoom_out",
-                     "distractors", "headless")
+                     "zoom_min", "distractors", "headless", "letterbox")
 
 Key = int | tuple[int, int]
 
@@ -168,7 +170,8 @@ class SyntheticDataset(Dataset):
     def __init__(self, root: str | Path, style: str = "canonical", queries_per_image: int = 256,
                  negatives: float = 0.05, augment: bool = True, image_size: int | None = None, seed: int = 0,
                  split: str = "all", val_fraction: float = 0.05, limit: int | None = None, zoom_out: float = 0.0,
-                 distractors: float = 0.0, headless: float = 0.0) -> None:
+                 distractors: float = 0.0, headless: float = 0.0, zoom_min: float = 0.35,
+                 letterbox: float = 0.0) -> None:
         self.root = Path(root)
         if not self.root.is_dir():
             raise FileNotFoundError(f"synthetic data folder {self.root} does not exist; make it with "
@@ -190,8 +193,11 @@ class SyntheticDataset(Dataset):
         self.image_size = image_size
         self.seed = seed
         # Scene augmentations (training.compositing), with augment only: shares of faces shrunk onto a fresh
-        # background, of images given skin-toned distractors, and of negatives made of the body without the face.
+        # background (down to zoom_min times its size), of images given skin-toned distractors, of negatives made of
+        # the body without the face, and of images letterboxed as a wide frame is.
         self.zoom_out = zoom_out
+        self.zoom_min = zoom_min
+        self.letterbox = letterbox
         self.distractors = distractors
         self.headless = headless
 
@@ -237,12 +243,17 @@ class SyntheticDataset(Dataset):
                                                  background_bank().sample(rng, w, h))
             image = face_free if face_free is not None else background_bank().sample(rng, w, h)
         elif part_id is not None and self.zoom_out and rng.random() < self.zoom_out:
-            image, A = compositing.zoom_out(image, part_id, background_bank().sample(rng, w, h), rng)
-            K = (np.vstack([A, [0.0, 0.0, 1.0]]) @ K).astype(np.float32)
-            targets["targets_2d"] = (targets["targets_2d"] * A[0, 0] + A[:, 2]).astype(np.float32)
-            box = (box.reshape(2, 2) * A[0, 0] + A[:, 2]).reshape(4).astype(np.float32)
+            image, A = compositing.zoom_out(image, part_id, background_bank().sample(rng, w, h), rng,
+                                            scale_range=(self.zoom_min, 0.9))
+            K, targets["targets_2d"], box = _moved(A, K, targets["targets_2d"], box)
         if self.augment and self.distractors and rng.random() < self.distractors:
             image = compositing.paste_distractors(image, rng, keep_out=None if negative else grow_box(box, 0.15))
+        if self.augment and self.letterbox and rng.random() < self.letterbox:
+            # A negative's band is anywhere (its box is not a face's).
+            banded = compositing.letterbox(image, np.array([0, 0, 1, 1.0]) if negative else box, rng)
+            if banded is not None:
+                image, A = banded
+                K, targets["targets_2d"], box = _moved(A, K, targets["targets_2d"], box)
         if self.image_size and max(h, w) != self.image_size:
             image, scale = _resize_pad(image, self.image_size)
             K = np.diag([scale, scale, 1.0]).astype(np.float32) @ K
@@ -280,6 +291,15 @@ class SyntheticDataset(Dataset):
             pts2d = data[f"target_style_{style}_2d"].astype(np.float32)
         return {"targets_2d": pts2d, "visibility": vis, "valid": np.isfinite(pts2d).all(1).astype(np.float32),
                 "self_visible": self_visible, "points_3d": pts3d}
+
+
+def _moved(A: np.ndarray, K: np.ndarray, points: np.ndarray, box: np.ndarray
+           ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """K, 2D points and box after the image moved by A (2, 3): a uniform scale A[0, 0] and a shift A[:, 2]."""
+    K = (np.vstack([A, [0.0, 0.0, 1.0]]) @ K).astype(np.float32)
+    points = (points * A[0, 0] + A[:, 2]).astype(np.float32)
+    box = (box.reshape(2, 2) * A[0, 0] + A[:, 2]).reshape(4).astype(np.float32)
+    return K, points, box
 
 
 def _resize_pad(image: np.ndarray, size: int) -> tuple[np.ndarray, float]:
@@ -419,8 +439,10 @@ def make_dataset(spec: str, image_size: int | None = 256, queries_per_image: int
                                 queries_per_image=int(options.get("queries", queries_per_image)),
                                 negatives=float(options.get("negatives", negatives)), image_size=image_size,
                                 limit=limit, zoom_out=float(options.get("zoom_out", 0.0)),
+                                zoom_min=float(options.get("zoom_min", 0.35)),
                                 distractors=float(options.get("distractors", 0.0)),
-                                headless=float(options.get("headless", 0.0)), **common)
+                                headless=float(options.get("headless", 0.0)),
+                                letterbox=float(options.get("letterbox", 0.0)), **common)
     context = float(options.pop("context", 2.0))
     for key in ("queries", "negatives"):
         if options.pop(key, None) is not None:

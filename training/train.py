@@ -208,6 +208,29 @@ def lr_factor(step: int, warmup: int, total: int, min_ratio: float) -> float:
     return min_ratio + (1 - min_ratio) * 0.5 * (1 + math.cos(math.pi * progress))
 
 
+def freeze_except(model: torch.nn.Module, trainable: list[str] | None) -> None:
+    """With `trainable` (names of the model's top-level modules, e.g. [stn]), stop every other parameter's
+    gradient; `set_train_mode` keeps those modules in eval mode (their batch-norm statistics fixed)."""
+    if not trainable:
+        return
+    names = dict(model.named_children())
+    unknown = sorted(set(trainable) - set(names))
+    if unknown:
+        raise ValueError(f"optim.trainable: the model has no module {', '.join(unknown)}; it has "
+                         f"{', '.join(names)}")
+    for name, module in names.items():
+        module.requires_grad_(name in trainable)
+
+
+def set_train_mode(model: torch.nn.Module, training: bool) -> None:
+    """model.train(training), but modules without trainable parameters stay in eval mode (see freeze_except)."""
+    model.train(training)
+    if training:
+        for module in model.children():
+            if not any(p.requires_grad for p in module.parameters()):
+                module.eval()
+
+
 def make_optimizer(model: torch.nn.Module, cfg: dict) -> torch.optim.AdamW:
     decay = [p for p in model.parameters() if p.requires_grad and p.dim() >= 2]
     no_decay = [p for p in model.parameters() if p.requires_grad and p.dim() < 2]
@@ -236,7 +259,7 @@ def evaluate(model: torch.nn.Module, loader: DataLoader, config: dict, device: t
         for k, v in compute_losses(out, batch, config).items():
             sums[k] = sums.get(k, 0.0) + float(v)
         count += 1
-    model.train(was_training)
+    set_train_mode(model, was_training)
     return {k: v / max(count, 1) for k, v in sums.items()}
 
 
@@ -247,7 +270,7 @@ def prediction_sheet(model: torch.nn.Module, batch: dict[str, torch.Tensor], con
     was_training = model.training
     model.eval()
     out = run_model(model, batch, config["data"]["crop_scale"], model.config.stn)
-    model.train(was_training)
+    set_train_mode(model, was_training)
     cs = model.config.crop_size
     hw = tuple(batch["image"].shape[-2:])
     corners = torch.tensor([[0, 0], [cs, 0], [cs, cs], [0, cs]], dtype=torch.float32, device=out["theta"].device)
@@ -390,6 +413,7 @@ def train(config: dict) -> Path:
 
     seed_everything(int(cfg["seed"]))
     raw = create_model(dict(cfg["model"])).to(device)
+    freeze_except(raw, ocfg["trainable"])
     optimizer = make_optimizer(raw, ocfg)
     scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lambda s: lr_factor(
         s, int(ocfg["warmup_steps"]), total_steps, float(ocfg["min_lr_ratio"])))
@@ -434,7 +458,7 @@ def train(config: dict) -> Path:
         log.info("training %s (%.2f M parameters) on %s x%d, steps %d..%d of %d, batch %d, run dir %s",
                  cfg["model"]["variant"], sum(p.numel() for p in raw.parameters()) / 1e6, device, world, start,
                  stop, total_steps, ocfg["batch_size"], run_dir)
-    model.train()
+    set_train_mode(raw, True)
     data = batches(loader, sampler, start, len(sampler) // loader.batch_size)
     bar = tqdm(total=stop, initial=start, disable=not (main_process and lcfg["progress"]), unit="step",
                dynamic_ncols=True)
