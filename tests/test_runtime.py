@@ -76,6 +76,21 @@ def test_export_parity_and_metadata(exported, runtime):
     assert path.stat().st_size < 30 * 2**20
 
 
+def test_export_computes_the_stn_only_without_direct_crop(exported):
+    import onnx
+
+    graph = onnx.load(str(exported[1])).graph
+    (select,) = [n for n in graph.node if n.op_type == "If"]
+    assert select.input == ["direct_crop"] and list(select.output) == ["theta_out"]
+    branches = {a.name: a.g for a in select.attribute}
+    assert [n.op_type for n in branches["then_branch"].node] == ["Identity"]
+    # The STN (its convolutions and its view's sampling) lives in the else branch only; the detector's crop
+    # sampling and backbone stay in the main graph.
+    stn_ops = {n.op_type for n in branches["else_branch"].node}
+    assert {"Conv", "GridSample", "Softmax"} <= stn_ops
+    assert {"Conv", "GridSample"} <= {n.op_type for n in graph.node}
+
+
 def test_direct_crop_uses_theta_as_the_crop(exported, runtime):
     """With direct_crop the graph crops exactly at theta (the torch model given crop_theta); without it the STN
     moves the crop. predict's refinements and tracking priors crop directly."""
