@@ -35,8 +35,12 @@ def _composite(background: np.ndarray, image: np.ndarray, alpha: np.ndarray) -> 
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)
 
 
+# How much `zoom_out` shrinks the person by default (log-uniform between the two).
+ZOOM_RANGE = (0.35, 0.9)
+
+
 def zoom_out(image: np.ndarray, part_id: np.ndarray, background: np.ndarray, rng: np.random.Generator,
-             scale_range: tuple[float, float] = (0.35, 0.9)) -> tuple[np.ndarray, np.ndarray]:
+             scale_range: tuple[float, float] = ZOOM_RANGE) -> tuple[np.ndarray, np.ndarray]:
     """The person shrunk by a log-uniform scale and placed on `background` (same size as `image`).
 
     Returns (image, A) with A (2, 3) the pixel map p_new = A[:, :2] @ p + A[:, 2] (apply it to 2D points, boxes

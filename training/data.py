@@ -170,7 +170,7 @@ class SyntheticDataset(Dataset):
     def __init__(self, root: str | Path, style: str = "canonical", queries_per_image: int = 256,
                  negatives: float = 0.05, augment: bool = True, image_size: int | None = None, seed: int = 0,
                  split: str = "all", val_fraction: float = 0.05, limit: int | None = None, zoom_out: float = 0.0,
-                 distractors: float = 0.0, headless: float = 0.0, zoom_min: float = 0.35,
+                 distractors: float = 0.0, headless: float = 0.0, zoom_min: float = compositing.ZOOM_RANGE[0],
                  letterbox: float = 0.0) -> None:
         self.root = Path(root)
         if not self.root.is_dir():
@@ -244,7 +244,7 @@ class SyntheticDataset(Dataset):
             image = face_free if face_free is not None else background_bank().sample(rng, w, h)
         elif part_id is not None and self.zoom_out and rng.random() < self.zoom_out:
             image, A = compositing.zoom_out(image, part_id, background_bank().sample(rng, w, h), rng,
-                                            scale_range=(self.zoom_min, 0.9))
+                                            scale_range=(self.zoom_min, compositing.ZOOM_RANGE[1]))
             K, targets["targets_2d"], box = _moved(A, K, targets["targets_2d"], box)
         if self.augment and self.distractors and rng.random() < self.distractors:
             image = compositing.paste_distractors(image, rng, keep_out=None if negative else grow_box(box, 0.15))
@@ -439,7 +439,7 @@ def make_dataset(spec: str, image_size: int | None = 256, queries_per_image: int
                                 queries_per_image=int(options.get("queries", queries_per_image)),
                                 negatives=float(options.get("negatives", negatives)), image_size=image_size,
                                 limit=limit, zoom_out=float(options.get("zoom_out", 0.0)),
-                                zoom_min=float(options.get("zoom_min", 0.35)),
+                                zoom_min=float(options.get("zoom_min", compositing.ZOOM_RANGE[0])),
                                 distractors=float(options.get("distractors", 0.0)),
                                 headless=float(options.get("headless", 0.0)),
                                 letterbox=float(options.get("letterbox", 0.0)), **common)
