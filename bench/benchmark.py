@@ -633,9 +633,10 @@ def write_report(command: str, model: Any, synth: SynthSet, acc: dict, acc_commo
           "|---|" + "---|" * len(speed)]
     rows = [("ours", "Ours, single image (`LandmarkModel.predict`: full-frame start + one refinement, the 19-start "
                      "search when unsure)"),
-            ("ours_always_search", "Ours, single image, always the 19-start search (`predict(..., search=\"always\")`)"),
-            ("ours_one_start", "Ours, single image, never the search (`predict(..., search=\"never\")`; can lock onto a "
-                               "face-like distractor)"),
+            ("ours_always_search", "Ours, single image, always the 19-start search "
+                                   "(`predict(..., search=\"always\")`)"),
+            ("ours_one_start", "Ours, single image, never the search (`predict(..., search=\"never\")`; can lock "
+                               "onto a face-like distractor)"),
             ("ours_track", "Ours, tracker (`FaceTracker.update`, smoothing on)"),
             ("mediapipe_speed_video", "MediaPipe FaceLandmarker, VIDEO mode (tracking)"),
             ("mediapipe_speed_image", "MediaPipe FaceLandmarker, IMAGE mode (detector every frame)"),
