@@ -167,6 +167,37 @@ def test_stn_passes_refine_their_own_crop():
         stn.SpatialTransformer(32, iterations=0)
 
 
+def test_stn_wide_view_joins_a_larger_view_of_its_first_crop():
+    """The first pass's gate picks the view whose map peaks higher; the wide view's crop has its scale over the
+    zoom; from a crop of the frame the wide view is off."""
+    torch.manual_seed(0)
+    net = stn.SpatialTransformer(32, iterations=2, wide_view=64).eval()
+    randomise(net)
+    image = torch.rand(2, 3, 64, 64)  # a frame no view is anti-aliased for (supersample_factor 1 for both)
+    plain = stn.SpatialTransformer(32, iterations=2).eval()
+    plain.load_state_dict({k: v for k, v in net.state_dict().items() if k != "wide_bias"})
+    with torch.no_grad():
+        net.wide_bias.fill_(-50.0)  # the wide view never leads: the plain STN
+        assert torch.allclose(net(image), plain(image), atol=1e-5)
+        net.wide_bias.fill_(50.0)  # the wide view leads: the plain STN's map of a 64 px view, zoomed out
+        plain.input_size = 64
+        wide = plain.passes(image)[0]
+        first = net.passes(image)[0]
+        assert torch.allclose(first[..., 2], wide[..., 2], atol=1e-5)  # same centre
+        assert torch.allclose(first[..., :2], wide[..., :2] / 2, atol=1e-5)  # half the side
+        plain.input_size = 32  # later passes look at the coarse view only
+        assert torch.allclose(net.passes(image)[1], plain.passes(image, first)[0], atol=1e-5)
+        # From a crop of the frame (a search start), not the whole frame, the wide view is off.
+        net.wide_bias.fill_(0.0)
+        crop = torch.tensor([[[0.5, 0.0, 0.2], [0.0, 0.5, -0.1]]]).expand(2, 2, 3)
+        assert torch.allclose(net(image, crop), plain(image, crop), atol=1e-6)
+        assert not torch.allclose(net(image), plain(image), atol=1e-4)
+    assert net.wide_bias.requires_grad
+    for bad in ({"wide_view": 48}, {"wide_view": 32}, {"wide_view": 64, "affine": True}):
+        with pytest.raises(ValueError, match="wide view"):
+            stn.SpatialTransformer(32, **bad)
+
+
 def test_stn_learns_to_find_a_bright_square():
     """The STN's map head localises: a white square on noise, supervised by its box, within 150 steps."""
     torch.manual_seed(0)
@@ -415,7 +446,9 @@ def test_variants_without_attention_or_with_affine_stn():
 # --- ONNX --------------------------------------------------------------------------------------------------------
 
 @pytest.mark.parametrize("overrides", [{}, {"stn_iterations": 2, "refine_2d": True,
-                                             "backbone_kwargs": {"output_stride": 16}}], ids=["full", "default_model"])
+                                             "backbone_kwargs": {"output_stride": 16}},
+                                       {"stn_iterations": 2, "stn_wide_view": 64}],
+                         ids=["full", "default_model", "stn_wide_view"])
 def test_onnx_export_matches_torch(tmp_path, overrides):
     ort = pytest.importorskip("onnxruntime")
     model = small_model("full", **overrides).eval()

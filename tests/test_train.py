@@ -13,7 +13,7 @@ import yaml
 
 import dataset_fixtures as fx
 from core.layouts import SEMANTICS
-from core.model import MODEL_VARIANTS
+from core.model import MODEL_VARIANTS, stn
 from training import train as train_mod
 from training.data import (MixSampler, RealDataset, SyntheticDataset, build_mix, collate, grow_box, make_dataset,
                            parse_spec, photometric)
@@ -362,3 +362,20 @@ def test_training_only_the_stn_leaves_the_rest_unchanged(synth_root: Path, tmp_p
     with pytest.raises(ValueError, match="no module stm"):
         train({**small_config(tmp_path / "bad", synth_root, **sections), "optim": {**second["optim"],
                "trainable": ["stm"]}})
+
+
+def test_a_zero_step_run_adds_a_module_to_trained_weights(synth_root: Path, tmp_path: Path) -> None:
+    """How stage 10 (tried) was made: trained weights, the STN's wide view added (its bias at its initial value)."""
+    sections = {"model": {"stn_iterations": 2}, "optim": {"steps": 2}}
+    first = train(small_config(tmp_path / "first", synth_root, **sections))
+    second = small_config(tmp_path / "second", synth_root, model={"stn_iterations": 2, "stn_wide_view": 64},
+                          optim={"steps": 0})
+    second["init_weights"] = str(first / "last.pt")
+    train(second)
+    before = torch.load(first / "last.pt", weights_only=True)["model"]
+    after = torch.load(tmp_path / "second" / "last.pt", weights_only=True)
+    assert after["step"] == 0 and after["config"]["model"]["stn_wide_view"] == 64
+    assert set(after["model"]) - set(before) == {"stn.wide_bias"}
+    assert float(after["model"]["stn.wide_bias"]) == stn.WIDE_VIEW_BIAS
+    for name, value in before.items():
+        torch.testing.assert_close(after["model"][name], value, msg=name)

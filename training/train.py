@@ -502,6 +502,8 @@ def train(config: dict) -> Path:
         if done % lcfg["ckpt_every"] == 0 or done == stop:
             checkpoint(done)
     bar.close()
+    if main_process and not (run_dir / "last.pt").exists():
+        checkpoint(stop)  # a run of zero steps: its initial weights under its config (e.g. a module added)
     if record is not None:
         record.close()
         log.info("stopped at step %d of %d; checkpoint %s", stop, total_steps, run_dir / "last.pt")

@@ -30,6 +30,10 @@ MAX_SUPERSAMPLE = 8
 # step from swinging the crop (and with it everything downstream) by ~10% in scale or ~0.1 rad.
 STN_OUTPUT_SCALE = 0.3
 
+WIDE_VIEW_BIAS = -1.0  # initial handicap of the wide view's peak logit against the coarse view's
+WIDE_VIEW_MIN_EXTENT = 0.9  # the wide view is used when the prior crop's side is this much of the frame's or more
+WIDE_VIEW_SHARPNESS = 4.0  # of the gate between the views, per unit of logit lead
+
 
 def supersample_factor(frame_side: int, view_size: int) -> int:
     return max(1, min(MAX_SUPERSAMPLE, math.ceil(frame_side / (2 * view_size))))
@@ -174,21 +178,33 @@ def compose(outer: torch.Tensor, inner: torch.Tensor) -> torch.Tensor:
     return torch.cat([T, tau.unsqueeze(-1)], dim=-1)
 
 
+def log_crop_extent(theta: torch.Tensor, image_hw: ImageHW) -> torch.Tensor:
+    """(B,) log of a crop's side relative to the frame's longer side: 0 for `full_frame_theta`."""
+    wh = _size_wh(image_hw, theta)
+    det = theta[..., 0, 0] * theta[..., 1, 1] - theta[..., 0, 1] * theta[..., 1, 0]
+    return 0.5 * torch.log(wh[0] * wh[1] * det.abs() + 1e-12) - torch.log(torch.maximum(wh[0], wh[1]))
+
+
 def stn_regulariser(theta: torch.Tensor, image_hw: ImageHW, min_extent: float = 0.05, max_extent: float = 1.5
                     ) -> torch.Tensor:
     """Weak penalty (scalar) on crops whose centre leaves the frame or whose side, relative to max(H, W),
     leaves [min_extent, max_extent] (collapse onto a few pixels, or zooming out into black)."""
-    wh = _size_wh(image_hw, theta)
     centre = theta[..., 2]
     outside = F.relu(centre.abs() - 1).pow(2).sum(-1)
-    det = theta[..., 0, 0] * theta[..., 1, 1] - theta[..., 0, 1] * theta[..., 1, 0]
-    log_extent = 0.5 * torch.log(wh[0] * wh[1] * det.abs() + 1e-12) - torch.log(torch.maximum(wh[0], wh[1]))
+    log_extent = log_crop_extent(theta, image_hw)
     scale = F.relu(math.log(min_extent) - log_extent).pow(2) + F.relu(log_extent - math.log(max_extent)).pow(2)
     return (outside + scale).mean()
 
 
 def _conv_bn_relu(cin: int, cout: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(cin, cout, 3, 2, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU())
+
+
+def _soft_argmax(logits: torch.Tensor, cells: torch.Tensor, params: torch.Tensor
+                 ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(centre (B, 2), parameters (B, P)): the cells' centres and parameters averaged by softmax(logits)."""
+    weights = torch.softmax(logits, dim=-1)
+    return weights @ cells, (params @ weights.unsqueeze(-1)).squeeze(-1)
 
 
 class SpatialTransformer(nn.Module):
@@ -201,15 +217,32 @@ class SpatialTransformer(nn.Module):
     With `iterations` > 1 the same network looks again at its own crop and refines it (a recurrent STN): the
     first pass finds the face in a coarse view of the frame, the next ones see it at a higher resolution. The
     tracker's prior (the last frame's crop) is the same situation as a later pass.
+
+    With `wide_view` (e.g. 128, a multiple of `input_size`) the first pass also looks at its prior crop at that
+    size, with the same weights: a face a few pixels wide in the coarse view of a wide frame is ten pixels wide in
+    the larger one. The larger view's cells read the face at `wide_view / input_size` times its size, so their
+    scale is divided by that. A gate picks the view whose map peaks higher, the wide one handicapped by a learnt
+    bias (from WIDE_VIEW_BIAS), so that a large face keeps the coarse view's crop, whose cells see all of it. The
+    wide view is used only when the prior is (nearly) the whole frame (WIDE_VIEW_MIN_EXTENT).
     """
 
-    def __init__(self, input_size: int = 64, affine: bool = False, width: int = 16, iterations: int = 1) -> None:
+    def __init__(self, input_size: int = 64, affine: bool = False, width: int = 16, iterations: int = 1,
+                 wide_view: int = 0) -> None:
         super().__init__()
         if input_size % 16:
             raise ValueError(f"stn input size must be a multiple of 16, got {input_size}")
         if iterations < 1:
             raise ValueError(f"stn iterations must be at least 1, got {iterations}")
+        if wide_view and (wide_view % input_size or wide_view <= input_size):
+            raise ValueError(f"stn wide view must be a larger multiple of its input size {input_size}, got {wide_view}")
+        if wide_view and affine:
+            raise ValueError("stn wide view is for similarity crops (its scale is shifted), not with affine")
         self.input_size = input_size
+        self.wide_view = wide_view
+        # Added to the trained stage-7 STN without training, a bias of -1 made most astronaut frames sure and kept
+        # as many plain renders found, but moved some large faces' crops (a sweep of 0 to -2; docs/default_model_run,
+        # stage 10, not shipped): a gate that tells those apart has to be learnt.
+        self.wide_bias = nn.Parameter(torch.tensor(WIDE_VIEW_BIAS)) if wide_view else None
         self.affine = affine
         self.iterations = iterations
         self.stride8 = nn.Sequential(_conv_bn_relu(3, width), _conv_bn_relu(width, 2 * width),
@@ -236,23 +269,43 @@ class SpatialTransformer(nn.Module):
         reduced = F.avg_pool2d(image, k, ceil_mode=True) if k > 1 else image
         thetas = []
         theta = prior
-        for _ in range(self.iterations):
-            theta = self._refine(reduced, theta)
+        for i in range(self.iterations):
+            theta = self._refine(reduced, theta, wide=i == 0 and self.wide_view > 0)
             thetas.append(theta)
         return thetas
 
-    def _refine(self, image: torch.Tensor, prior: torch.Tensor) -> torch.Tensor:
-        view = sample_crop(image, prior, self.input_size)
+    def _cells(self, image: torch.Tensor, prior: torch.Tensor, size: int
+               ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The map of the prior crop's view at `size` px: (logits (B, h*w), cell centres (h*w, 2) in the view's
+        [-1, 1], parameters (B, P, h*w) scaled by STN_OUTPUT_SCALE)."""
+        view = sample_crop(image, prior, size)
         fine = self.stride8(view - 0.5)
         coarse = self.context(self.stride16(fine))
         maps = self.head(fine + F.interpolate(coarse, scale_factor=2.0, mode="nearest"))  # (B, 1 + P, h, w)
-        weights = torch.softmax(maps[:, 0].flatten(1), dim=-1)  # (B, h*w)
         h, w = maps.shape[-2:]
         u = (torch.arange(w, dtype=maps.dtype, device=maps.device) * 2 + 1) / w - 1
         v = (torch.arange(h, dtype=maps.dtype, device=maps.device) * 2 + 1) / h - 1
         gy, gx = torch.meshgrid(v, u, indexing="ij")
-        centre = weights @ torch.stack([gx.flatten(), gy.flatten()], dim=-1)  # (B, 2) in the view's [-1, 1]
-        p = STN_OUTPUT_SCALE * (maps[:, 1:].flatten(2) @ weights.unsqueeze(-1)).squeeze(-1)  # (B, P)
+        cells = torch.stack([gx.flatten(), gy.flatten()], dim=-1)
+        return maps[:, 0].flatten(1), cells, STN_OUTPUT_SCALE * maps[:, 1:].flatten(2)
+
+    def _refine(self, image: torch.Tensor, prior: torch.Tensor, wide: bool = False) -> torch.Tensor:
+        logits, cells, params = self._cells(image, prior, self.input_size)
+        centre, p = _soft_argmax(logits, cells, params)
+        if wide:
+            wide_logits, wide_cells, wide_params = self._cells(image, prior, self.wide_view)
+            # The wide view's cells see the face magnified: their log-scale (parameter 0) is shifted to match.
+            log_zoom = math.log(self.wide_view / self.input_size)
+            wide_params = torch.cat([wide_params[:, :1] - log_zoom, wide_params[:, 1:]], dim=1)
+            wide_centre, wide_p = _soft_argmax(wide_logits, wide_cells, wide_params)
+            # The view whose map peaks higher wins: a large face keeps the coarse view's crop as it was.
+            lead = wide_logits.amax(-1) + self.wide_bias - logits.amax(-1)
+            gate = torch.sigmoid(WIDE_VIEW_SHARPNESS * lead)
+            # Only from (nearly) the whole frame: a crop of it, e.g. a search start, is magnified already, and
+            # there the wide view found distractors on held-out renders.
+            gate = gate * (log_crop_extent(prior, image_size(image)) > math.log(WIDE_VIEW_MIN_EXTENT)).to(gate.dtype)
+            centre = centre + gate.unsqueeze(-1) * (wide_centre - centre)
+            p = p + gate.unsqueeze(-1) * (wide_p - p)
         if self.affine:
             linear = torch.eye(2, dtype=p.dtype, device=p.device) + p.view(-1, 2, 2)
         else:
