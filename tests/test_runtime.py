@@ -129,18 +129,18 @@ def test_search_modes(exported, monkeypatch):
         args[4] if len(args) > 4 and args[4] is not None else np.zeros((1, 2, 3)), (-1, 2, 3))))
         or original(*args, direct=direct))
     image = smooth_image(*INPUT_HW)
-    model.predict(image, search="always")
+    assert model.predict(image, search="always").searched
     assert batches[0] == len(search_priors(INPUT_HW)) and batches[1:] == [1]
     batches.clear()
-    model.predict(image, search="never")
+    assert not model.predict(image, search="never").searched
     assert batches == [1, 1]
     import core.runtime.session as session
     monkeypatch.setattr(session, "SURE_OVERLAP", 0.0)
     for sure, expected in ((0.0, [1, 1]), (1.1, [1, 1, len(search_priors(INPUT_HW)), 1])):
         monkeypatch.setattr(session, "SURE_CONFIDENCE", sure)
         batches.clear()
-        model.predict(image, search="auto")
-        assert batches == expected, sure
+        face = model.predict(image, search="auto")
+        assert batches == expected and face.searched == (len(expected) > 2), sure
     with pytest.raises(ValueError, match="search must be one of"):
         model.predict(image, search=True)
     square = np.array([[0.0, 0.0], [10.0, 10.0]])

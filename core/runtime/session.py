@@ -120,7 +120,8 @@ class FaceResult:
 
     landmarks_3d, K, R and t are None for a model without a 3D head (and visibility is then all ones).
     `theta` (2, 3), in model-input space, is the prior for the next frame of a video: the crop around these
-    landmarks (`landmark_prior`) when a face was found, else the STN's crop.
+    landmarks (`landmark_prior`) when a face was found, else the STN's crop. `searched`: `predict` ran its
+    multi-start search for this face (the full-frame start was unsure, or search="always").
     """
 
     confidence: float
@@ -132,6 +133,7 @@ class FaceResult:
     R: np.ndarray | None                # (3, 3) canonical -> camera
     t: np.ndarray | None                # (3,) cm
     theta: np.ndarray                   # (2, 3)
+    searched: bool = False
 
     def to_json(self) -> dict[str, Any]:
         """The per-face dict of the `python -m core.predict` contract (conventions.md)."""
@@ -276,6 +278,7 @@ class LandmarkModel:
             best = _consensus(runs["points_2d"], runs["confidence"])
             return refined({name: value[best] for name, value in runs.items()})
 
+        did_search = prior_theta is None and search == "always"
         if prior_theta is not None:
             out = run_once(prior_theta)
         elif search == "always":
@@ -284,8 +287,8 @@ class LandmarkModel:
             first = run_once(None)
             out = refined(first)
             if search == "auto" and not _is_sure(first, out):
-                out = searched()
-        return self._result(out, fit, len(queries))
+                out, did_search = searched(), True
+        return self._result(out, fit, len(queries), did_search)
 
     def _landmark_crop(self, out: dict[str, np.ndarray]) -> np.ndarray | None:
         """`landmark_prior` of a run's landmarks when it found a face with finite points, else None."""
@@ -294,7 +297,8 @@ class LandmarkModel:
             return None
         return landmark_prior(points, self.input_hw, self.crop_scale)
 
-    def _result(self, out: dict[str, np.ndarray], fit: ImageFit, num_points: int) -> FaceResult:
+    def _result(self, out: dict[str, np.ndarray], fit: ImageFit, num_points: int, searched: bool = False
+                ) -> FaceResult:
         confidence = float(out["confidence"])
         landmarks_2d = fit.to_original(out["points_2d"])
         if self.has_3d:
@@ -309,4 +313,4 @@ class LandmarkModel:
         if theta is None:
             theta = out["theta_out"].astype(np.float64)
         return FaceResult(confidence=confidence, found=found, landmarks_2d=landmarks_2d, visibility=visibility,
-                          landmarks_3d=landmarks_3d, K=K, R=R, t=t, theta=theta)
+                          landmarks_3d=landmarks_3d, K=K, R=R, t=t, theta=theta, searched=searched)
