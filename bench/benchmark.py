@@ -627,13 +627,13 @@ def write_report(command: str, model: Any, synth: SynthSet, acc: dict, acc_commo
           "onnxruntime thread; MediaPipe's Python API has no thread option, the pinning is what limits it; dlib is "
           f"single-threaded). This machine shares its CPUs with other jobs (1-minute load average {loads[0]:.1f} "
           f"while the peers ran, {loads[1]:.1f} while ours ran), so absolute numbers are noisy; the comparison is "
-          "the point. *Searched*: the share of frames on which `predict`'s full-frame start was unsure and it ran the "
-          "19-start search (`FaceResult.searched`).", "",
+          "the point. *Searched*: the share of frames on which `predict`'s full-frame start was unsure and it ran its "
+          "search (`FaceResult.searched`): 10 starts in one batch, 9 more when their face is not sure.", "",
           "| Method | " + " | ".join(f"{photo}: ms / frame (median)" for photo in speed) + " |",
           "|---|" + "---|" * len(speed)]
-    rows = [("ours", "Ours, single image (`LandmarkModel.predict`: full-frame start + one refinement, the 19-start "
-                     "search when unsure)"),
-            ("ours_always_search", "Ours, single image, always the 19-start search "
+    rows = [("ours", "Ours, single image (`LandmarkModel.predict`: full-frame start + one refinement, the search "
+                     "when unsure)"),
+            ("ours_always_search", "Ours, single image, always the search "
                                    "(`predict(..., search=\"always\")`)"),
             ("ours_one_start", "Ours, single image, never the search (`predict(..., search=\"never\")`; can lock "
                                "onto a face-like distractor)"),

@@ -3,7 +3,7 @@
     python -m bench.face_finding [--model assets/models/default.onnx] [--num 200] [--scenes]
 
 For each image: the share of faces found (mean point error under 10% of the ground-truth face box) with the
-full-frame start only (`search="never"`), with `predict`'s default (`"auto"`: the 19-start search when unsure),
+full-frame start only (`search="never"`), with `predict`'s default (`"auto"`: the multi-start search when unsure),
 and from the crop around the true landmarks (plus one refinement: what a perfect spatial transformer would
 give, the detector's own limit). The gap between the first two and the last is what finding the face costs.
 `--scenes` composites the images first as training does (training.compositing: 70% of the faces shrunk onto a

@@ -129,14 +129,16 @@ def test_search_modes(exported, monkeypatch):
         args[4] if len(args) > 4 and args[4] is not None else np.zeros((1, 2, 3)), (-1, 2, 3))))
         or original(*args, direct=direct))
     image = smooth_image(*INPUT_HW)
+    import core.runtime.session as session
+    first, rest = session.FIRST_SEARCH_BATCH, len(search_priors(INPUT_HW)) - session.FIRST_SEARCH_BATCH
+    monkeypatch.setattr(session, "SURE_OVERLAP", 0.0)
+    monkeypatch.setattr(session, "SURE_CONFIDENCE", 0.0)  # every start is sure
     assert model.predict(image, search="always").searched
-    assert batches[0] == len(search_priors(INPUT_HW)) and batches[1:] == [1]
+    assert batches == [first, 1]  # the search's first batch, then its refinement
     batches.clear()
     assert not model.predict(image, search="never").searched
     assert batches == [1, 1]
-    import core.runtime.session as session
-    monkeypatch.setattr(session, "SURE_OVERLAP", 0.0)
-    for sure, expected in ((0.0, [1, 1]), (1.1, [1, 1, len(search_priors(INPUT_HW)), 1])):
+    for sure, expected in ((0.0, [1, 1]), (1.1, [1, 1, first, 1, rest, 1])):
         monkeypatch.setattr(session, "SURE_CONFIDENCE", sure)
         batches.clear()
         face = model.predict(image, search="auto")

@@ -54,6 +54,11 @@ def full_frame_theta(input_hw: tuple[int, int]) -> np.ndarray:
 # of the frame's side. The STN, run once from the full frame, can settle on a face-like distractor (a round badge);
 # from a crop near the face it converges to the face. Starting points that agree on a face win (see _consensus).
 SEARCH_CROP_SIDES = (0.5, 0.75)
+# The search runs in two batches: the full frame and the half-side grid first, the three-quarter grid only when the
+# first batch's face is not sure. On held-out renders (300 plain, 300 scenes) and the 60 astronaut speed frames it
+# found as many faces as all 19 at once (75.3% / 56.3% / 98.3% against 75.3% / 54.3% / 98.3%), and the first batch
+# sufficed on 20 of 36, 68 of 117 and 49 of 49 searches.
+FIRST_SEARCH_BATCH = 10
 
 
 def search_priors(input_hw: tuple[int, int]) -> np.ndarray:
@@ -99,7 +104,8 @@ def _box_overlap(a: np.ndarray, b: np.ndarray) -> float:
 
 
 def _is_sure(first: dict[str, np.ndarray], refined: dict[str, np.ndarray]) -> bool:
-    """Whether a full-frame start found its face: both runs confident and their landmarks on the same face."""
+    """Whether a start (the full frame, or the search's first batch) found its face: the start's run and its
+    refinement both confident, and their landmarks on the same face."""
     points = first["points_2d"], refined["points_2d"]
     return (min(float(first["confidence"]), float(refined["confidence"])) >= SURE_CONFIDENCE
             and all(np.isfinite(p).all() for p in points) and _box_overlap(*points) >= SURE_OVERLAP)
@@ -243,8 +249,8 @@ class LandmarkModel:
         landmarks; one run, on that crop as is. Without it the STN finds the face, then `refine` more runs each
         look at the crop around the last run's landmarks. Where the STN starts (`search`):
         - "never": from the full frame only (it can settle on a face-like distractor);
-        - "always": from several crops at once (`search_priors`, ~20 runs in one batch), keeping the face most of
-          them agree on;
+        - "always": from several crops (`search_priors`), keeping the face most of them agree on: the full frame
+          and nine half-side crops in one batch (10 runs), and nine more crops when that face is not sure;
         - "auto": from the full frame, and "always" when that face is not sure (`_is_sure`): the search's
           accuracy at about the cost of "never" on most images.
         The crops around landmarks are used as is (`direct_crops`): they frame the face as the detector's training
@@ -273,10 +279,18 @@ class LandmarkModel:
                 out = run_once(prior)
             return out
 
+        def agreed(runs: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
+            best = {name: value[_consensus(runs["points_2d"], runs["confidence"])] for name, value in runs.items()}
+            return best, refined(best)
+
         def searched() -> dict[str, np.ndarray]:
-            runs = self.run(model_input, queries, normals, style_id, search_priors(self.input_hw))
-            best = _consensus(runs["points_2d"], runs["confidence"])
-            return refined({name: value[best] for name, value in runs.items()})
+            priors = search_priors(self.input_hw)
+            runs = self.run(model_input, queries, normals, style_id, priors[:FIRST_SEARCH_BATCH])
+            best, out = agreed(runs)
+            if _is_sure(best, out):
+                return out
+            more = self.run(model_input, queries, normals, style_id, priors[FIRST_SEARCH_BATCH:])
+            return agreed({name: np.concatenate([runs[name], more[name]]) for name in runs})[1]
 
         did_search = prior_theta is None and search == "always"
         if prior_theta is not None:
