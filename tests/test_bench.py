@@ -123,4 +123,7 @@ def test_face_finding_on_a_few_renders(tmp_path) -> None:
     assert sizes.shape == (6,) and errors.shape == (6, len(face_finding.MODES)) and np.isfinite(errors).all()
     assert (errors[:, 2] < face_finding.FOUND_BELOW).mean() >= 0.5
     table = face_finding.report(sizes, errors)
-    assert table[-1].startswith("| all | 6 |") and len(table) >= 4
+    assert table[-2].startswith("| all | 6 |") and table[-1].startswith("| median error") and len(table) >= 5
+    # The same faces pasted into a larger frame: smaller in the model input, still found from their crop.
+    sizes_hd, errors_hd = face_finding.face_finding(model, tmp_path, num=6, scenes=False, frame_hw=(512, 768))
+    assert np.allclose(sizes_hd, sizes / 3) and (errors_hd[:, 2] < face_finding.FOUND_BELOW).mean() >= 0.5

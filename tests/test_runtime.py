@@ -19,6 +19,7 @@ from core.model import MODEL_VARIANTS, create_model
 from core.runtime import (FaceResult, FaceTracker, ImageReadError, LandmarkModel, ModelLoadError, ModelNotFoundError,
                           OneEuroFilter, VideoReadError, fit_to_input, open_frames, read_image, to_rgb_uint8)
 from core.runtime.images import fit_geometry
+import core.runtime.session as session
 from core.runtime.session import landmark_prior, search_priors
 from training.export import export_model, parity
 
@@ -39,6 +40,21 @@ def small_untrained(variant: str = "full") -> torch.nn.Module:
         for p in model.parameters():
             if p.abs().sum() == 0:
                 p.copy_(torch.randn(p.shape, generator=g) * 0.05)
+    return model.eval()
+
+
+def calibrated(model: torch.nn.Module) -> torch.nn.Module:
+    """`model` with its batch-norm statistics taken from a few images: untrained ones leave the detector's outputs
+    all but independent of the image, which a test of what the detector sees cannot use."""
+    images = torch.from_numpy(np.stack([smooth_image(*INPUT_HW, seed=s) for s in range(8)]).transpose(0, 3, 1, 2)
+                              / np.float32(255))
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.reset_running_stats()
+            module.momentum = None  # a plain average over the calibration batch
+    model.train()
+    with torch.no_grad():
+        model(images, torch.randn(68, 3) * 4, crop_theta=torch.tensor([[[0.5, 0, 0], [0, 0.5, 0]]]).repeat(8, 1, 1))
     return model.eval()
 
 
@@ -110,26 +126,54 @@ def test_direct_crop_uses_theta_as_the_crop(exported, runtime):
     assert np.abs(reference["points_2d"][0].numpy() - direct["points_2d"][0]).max() < 1e-3
 
     calls = []
-    original = runtime.run
+    original = runtime._run_graph
     try:
-        runtime.run = lambda *args, direct=False: calls.append(direct) or original(*args, direct=direct)
+        runtime._run_graph = lambda *args, direct: calls.append(direct) or original(*args, direct=direct)
         runtime.predict(image, search="never", refine=2)
         runtime.predict(image, prior_theta=theta)
     finally:
-        runtime.run = original
+        runtime._run_graph = original
     assert calls == [False, True, True, True]
+
+
+def test_run_crop_reads_the_crop_at_the_image_resolution(tmp_path):
+    """A small crop of an image twice the input's size is read at twice the input's resolution: the same run as
+    on the whole image at that size, mapped back to model-input pixels; at the input's size, the same as `run`."""
+    runtime = LandmarkModel(export_model(calibrated(small_untrained()), tmp_path / "m.onnx", INPUT_HW), threads=1)
+    queries, normals = runtime.queries("ibug68")
+    theta = landmark_prior(np.array([[50.0, 55.0], [70.0, 80.0]]), INPUT_HW)
+    crop_size = runtime.config["crop_size"]
+    small = smooth_image(*INPUT_HW)
+    fit = fit_geometry(small.shape[:2], INPUT_HW)
+    assert session.crop_zoom(theta, fit, crop_size) == 1
+    reference = runtime.run(small, queries, normals, 0, theta, direct=True)
+    crop = runtime.run_crop(small, fit, queries, normals, 0, theta)
+    for name in ("points_2d", "K", "confidence"):
+        assert np.allclose(crop[name], reference[name][0], atol=1e-4), name
+
+    large = smooth_image(2 * INPUT_HW[0], 2 * INPUT_HW[1], seed=1)
+    fit = fit_geometry(large.shape[:2], INPUT_HW)
+    assert session.crop_zoom(theta, fit, crop_size) == 2
+    whole = runtime.run(large, queries, normals, 0, theta, direct=True)  # the graph on the image at 2x
+    crop = runtime.run_crop(large, fit, queries, normals, 0, theta)
+    assert np.allclose(crop["points_2d"] * 2, whole["points_2d"][0], atol=1e-3)
+    reduced = runtime.run(cv2.resize(large, INPUT_HW[::-1], interpolation=cv2.INTER_AREA), queries, normals, 0, theta,
+                          direct=True)
+    assert np.abs(crop["points_2d"] - reduced["points_2d"][0]).max() > 0.01  # it did see finer pixels
+    assert np.allclose(crop["K"][:2] * 2, whole["K"][0][:2], atol=1e-3) and np.allclose(crop["R"], whole["R"][0], atol=1e-5)
+    assert not runtime._canvases[(1, 3, 2 * INPUT_HW[0], 2 * INPUT_HW[1])].any()  # black again
+    face = runtime.predict(large, prior_theta=theta)
+    assert np.allclose(face.landmarks_2d, crop["points_2d"] * 2, atol=1e-3)  # the original's px: 2x the input's
 
 
 def test_search_modes(exported, monkeypatch):
     """"auto" searches only when its full-frame start is unsure; "always" and "never" do what they say."""
     model = LandmarkModel(exported[1], threshold=0.0)
     batches = []
-    original = model.run
-    monkeypatch.setattr(model, "run", lambda *args, direct=False: batches.append(len(np.reshape(
-        args[4] if len(args) > 4 and args[4] is not None else np.zeros((1, 2, 3)), (-1, 2, 3))))
-        or original(*args, direct=direct))
+    original = model._run_graph
+    monkeypatch.setattr(model, "_run_graph", lambda *args, direct: batches.append(len(args[4]))
+                        or original(*args, direct=direct))
     image = smooth_image(*INPUT_HW)
-    import core.runtime.session as session
     first, rest = session.FIRST_SEARCH_BATCH, len(search_priors(INPUT_HW)) - session.FIRST_SEARCH_BATCH
     monkeypatch.setattr(session, "SURE_OVERLAP", 0.0)
     monkeypatch.setattr(session, "SURE_CONFIDENCE", 0.0)  # every start is sure
@@ -138,11 +182,15 @@ def test_search_modes(exported, monkeypatch):
     batches.clear()
     assert not model.predict(image, search="never").searched
     assert batches == [1, 1]
-    for sure, expected in ((0.0, [1, 1]), (1.1, [1, 1, first, 1, rest, 1])):
+    # (confidence, overlap) thresholds -> batches: sure; unconfident (search at once, the full-frame run reused);
+    # confident but its refinement elsewhere (the refinement, then the search)
+    for sure, overlap, expected in ((0.0, 0.0, [1, 1]), (1.1, 0.0, [1, first - 1, 1, rest, 1]),
+                                    (0.0, 1.1, [1, 1, first - 1, 1, rest, 1])):
         monkeypatch.setattr(session, "SURE_CONFIDENCE", sure)
+        monkeypatch.setattr(session, "SURE_OVERLAP", overlap)
         batches.clear()
         face = model.predict(image, search="auto")
-        assert batches == expected and face.searched == (len(expected) > 2), sure
+        assert batches == expected and face.searched == (len(expected) > 2), (sure, overlap)
     with pytest.raises(ValueError, match="search must be one of"):
         model.predict(image, search=True)
     square = np.array([[0.0, 0.0], [10.0, 10.0]])

@@ -151,22 +151,42 @@ def fit_geometry(original_hw: tuple[int, int], input_hw: tuple[int, int]) -> Ima
 
 def fit_to_input(image: np.ndarray, input_hw: tuple[int, int]) -> tuple[np.ndarray, ImageFit]:
     """Resize (keep aspect) and pad an (H, W, C) image to `input_hw`; returns it and the mapping (module doc)."""
+    fit = fit_geometry(image.shape[:2], input_hw)
+    return render_fit(image, fit.scale, fit.offset, (0, 0, input_hw[1], input_hw[0])), fit
+
+
+def render_fit(image: np.ndarray, scale: float, offset: tuple[float, float], box: tuple[int, int, int, int]
+               ) -> np.ndarray:
+    """The pixels in `box` (x0, y0, x1, y1, canvas pixel indices) of the image mapped by p' = scale * p + offset
+    onto a black canvas: `fit_to_input`'s output when the box is the whole input, or a part of a finer fit.
+
+    Only the part of the image under the box is read, so a small box of a large frame is cheap. Large reductions
+    first average k x k blocks (k an integer, blocks aligned to the image's corner, the image padded by repeating
+    its last row and column), then one bilinear warp applies the remaining factor.
+    """
     h, w = image.shape[:2]
-    fit = fit_geometry((h, w), input_hw)
-    H, W = input_hw
-    k = max(1, math.floor(1 / fit.scale + 0.5))
-    reduced = image
+    x0, y0, x1, y1 = box
+    k = max(1, math.floor(1 / scale + 0.5))
+    # The source pixels under the box, with a margin of 2 reduced pixels for the bilinear taps, on the k grid.
+    margin = 2 * k
+    sx0 = max(0, math.floor((x0 - offset[0]) / scale) - margin) // k * k
+    sy0 = max(0, math.floor((y0 - offset[1]) / scale) - margin) // k * k
+    sx1 = min(w, -(-(math.ceil((x1 - offset[0]) / scale) + margin) // k) * k)
+    sy1 = min(h, -(-(math.ceil((y1 - offset[1]) / scale) + margin) // k) * k)
+    if sx1 <= sx0 or sy1 <= sy0:  # the box is all padding
+        return np.zeros((y1 - y0, x1 - x0, image.shape[2] if image.ndim == 3 else 1), image.dtype)
+    source = image[sy0:sy1, sx0:sx1]
     if k > 1:
         # Area averaging of whole k x k blocks is an exact x -> x / k; bilinear warps alone would alias.
-        pad_h, pad_w = -h % k, -w % k
+        pad_h, pad_w = -source.shape[0] % k, -source.shape[1] % k
         if pad_h or pad_w:
-            reduced = cv2.copyMakeBorder(reduced, 0, pad_h, 0, pad_w, cv2.BORDER_REPLICATE)
-        reduced = cv2.resize(reduced, ((w + pad_w) // k, (h + pad_h) // k), interpolation=cv2.INTER_AREA)
-    s = fit.scale * k
-    ox, oy = fit.offset
-    # warpAffine works on pixel indices (centres at integers): i_out = s * i_in + (s - 1) / 2 + offset.
-    M = np.array([[s, 0.0, ox + (s - 1) / 2], [0.0, s, oy + (s - 1) / 2]])
-    out = cv2.warpAffine(reduced, M, (W, H), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    if out.ndim == 2:
-        out = out[:, :, None]
-    return out, fit
+            source = cv2.copyMakeBorder(source, 0, pad_h, 0, pad_w, cv2.BORDER_REPLICATE)
+        source = cv2.resize(source, (source.shape[1] // k, source.shape[0] // k), interpolation=cv2.INTER_AREA)
+    s = scale * k
+    # warpAffine works on pixel indices (centres at integers): i_out = s * i_in + (s - 1) / 2 + offset, here
+    # shifted to the source's and the box's corners.
+    M = np.array([[s, 0.0, offset[0] + (s - 1) / 2 + scale * sx0 - x0],
+                  [0.0, s, offset[1] + (s - 1) / 2 + scale * sy0 - y0]])
+    out = cv2.warpAffine(source, M, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
+                         borderValue=0)
+    return out[:, :, None] if out.ndim == 2 else out

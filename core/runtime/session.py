@@ -5,7 +5,8 @@
 
 The graph's inputs and outputs are core.model.detector.onnx_io_names'. Every image is fitted (resize keeping the
 aspect ratio, centred padding) to the export size stored in the file's metadata (see images.fit_to_input), and
-the outputs are mapped back to the original image's pixels; K is the same camera for the original image.
+the outputs are mapped back to the original image's pixels; K is the same camera for the original image. Runs on a
+known crop (refinements, tracking) read it at up to the image's own resolution instead (`LandmarkModel.run_crop`).
 No torch here: this module runs inside Blender with numpy, onnxruntime and OpenCV.
 """
 from __future__ import annotations
@@ -20,7 +21,7 @@ import numpy as np
 
 from core.layouts import SEMANTICS, Layout, load_layout
 from core.paths import ASSETS_DIR
-from core.runtime.images import ImageFit, fit_to_input, to_rgb_uint8
+from core.runtime.images import ImageFit, fit_geometry, render_fit, to_rgb_uint8
 
 log = logging.getLogger(__name__)
 
@@ -85,6 +86,19 @@ def landmark_prior(points: np.ndarray, input_hw: tuple[int, int], scale: float =
     (x0, y0), (x1, y1) = points.min(0), points.max(0)
     side = max(x1 - x0, y1 - y0) * scale
     return np.array([[side / w, 0.0, (x0 + x1) / w - 1], [0.0, side / h, (y0 + y1) / h - 1]])
+
+
+# A run on a crop as is (a refinement, a tracked frame) reads the crop's pixels from the image itself, fitted at up
+# to this many times the model input's resolution (never finer than the image): a face small in a large frame is
+# then as sharp as the frame allows, not as the input's 256 px allow. The cap bounds the canvas (1024 px).
+MAX_CROP_ZOOM = 4
+
+
+def crop_zoom(theta: np.ndarray, fit: ImageFit, crop_size: int, max_zoom: int = MAX_CROP_ZOOM) -> int:
+    """How many times the input's resolution a direct crop `theta` is read at: its side about `crop_size` px."""
+    side = float(theta[0, 0]) * fit.input_hw[1]  # px of the model input (the crops are square)
+    wanted = crop_size / max(side, 1e-6)
+    return int(max(1, min(np.floor(wanted + 0.5), np.floor(1 / fit.scale + 0.5), max_zoom)))
 
 
 SEARCH_MODES = ("auto", "always", "never")
@@ -157,14 +171,16 @@ class LandmarkModel:
     """An exported detector loaded in onnxruntime (CPU)."""
 
     def __init__(self, path: str | Path | None = None, threads: int | None = None,
-                 threshold: float = DEFAULT_THRESHOLD, spin: bool = False) -> None:
+                 threshold: float = DEFAULT_THRESHOLD, spin: bool = False, max_crop_zoom: int = MAX_CROP_ZOOM) -> None:
         """`threads`: onnxruntime intra-op threads (None: onnxruntime's default, all cores). `spin`: let idle
         worker threads busy-wait between operators (a little faster on an idle machine, much slower on a busy
-        one, e.g. inside Blender or beside training jobs)."""
+        one, e.g. inside Blender or beside training jobs). `max_crop_zoom`: see MAX_CROP_ZOOM (1: crops are read
+        from the image fitted to the input, as the full-frame runs are)."""
         import onnxruntime as ort  # here, so image and video readers import without onnxruntime installed
 
         self.path = Path(path) if path is not None else DEFAULT_MODEL_PATH
         self.threshold = threshold
+        self.max_crop_zoom = max(1, int(max_crop_zoom))
         if not self.path.is_file():
             hint = ("train a model and export it with `python -m training.export CHECKPOINT "
                     f"{DEFAULT_MODEL_PATH}`, or pass another model with --model PATH")
@@ -202,6 +218,7 @@ class LandmarkModel:
         self.semantics: dict[str, int] = json.loads(self.metadata["semantics"]) if "semantics" in self.metadata \
             else dict(SEMANTICS)
         self._queries: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
+        self._canvases: dict[tuple[int, ...], np.ndarray] = {}  # run_crop's, black between runs
 
     def __repr__(self) -> str:
         return f"LandmarkModel({str(self.path)!r}, input {self.input_hw[0]}x{self.input_hw[1]}, 3D head {self.has_3d})"
@@ -235,11 +252,55 @@ class LandmarkModel:
         image *= np.float32(1 / 255)
         theta = full_frame_theta(self.input_hw) if prior_theta is None else \
             np.asarray(prior_theta, np.float32).reshape(-1, 2, 3)
+        return self._run_graph(np.repeat(image, len(theta), axis=0), queries, normals, style_id, theta, direct=direct)
+
+    def _run_graph(self, image: np.ndarray, queries: np.ndarray, normals: np.ndarray, style_id: int,
+                   theta: np.ndarray, direct: bool) -> dict[str, np.ndarray]:
         batch = len(theta)
-        feed = {"image": np.repeat(image, batch, axis=0), "queries": queries, "theta": theta, "normals": normals,
+        feed = {"image": image, "queries": queries, "theta": theta, "normals": normals,
                 "style_ids": np.full(batch, style_id, np.int64), DIRECT_CROP_INPUT: np.array(bool(direct))}
-        outputs = self.session.run(self.output_names, {k: v for k, v in feed.items() if k in self.input_names})
-        return dict(zip(self.output_names, outputs))
+        # Bound inputs are read in place; session.run copies each one first (~1 ms for run_crop's larger canvases).
+        binding = self.session.io_binding()
+        for name in self.input_names:
+            binding.bind_cpu_input(name, np.ascontiguousarray(feed[name]))
+        for name in self.output_names:
+            binding.bind_output(name)
+        self.session.run_with_iobinding(binding)
+        return dict(zip(self.output_names, binding.copy_outputs_to_cpu()))
+
+    def run_crop(self, image_rgb: np.ndarray, fit: ImageFit, queries: np.ndarray, normals: np.ndarray,
+                 style_id: int, theta: np.ndarray) -> dict[str, np.ndarray]:
+        """One run on the crop `theta` (2, 3) (model-input space) as is, its pixels read from the original image
+        at `crop_zoom` times the input's resolution. The graph sees a canvas that is the model input at that
+        resolution, black but for the crop, so its camera (principal point at the canvas centre) is unchanged;
+        outputs are one row, in model-input space, as `run`'s."""
+        H, W = self.input_hw
+        if not self.direct_crops:
+            raise ValueError(f"{self.path} is an older export without the {DIRECT_CROP_INPUT} input: run it on "
+                             "the fitted image with run(..., direct=True)")
+        zoom = crop_zoom(theta, fit, int(self.config.get("crop_size", 128)), self.max_crop_zoom)
+        theta = np.asarray(theta, np.float32).reshape(1, 2, 3)
+        centre = (theta[0, :, 2] + 1) / 2 * np.array([W, H]) * zoom
+        half = np.array([theta[0, 0, 0] * W, theta[0, 1, 1] * H]) * zoom / 2
+        # The crop's square plus 2 px for the bilinear taps at its edge, within the canvas.
+        x0, y0 = np.clip(np.floor(centre - half).astype(int) - 2, 0, [W * zoom, H * zoom])
+        x1, y1 = np.clip(np.ceil(centre + half).astype(int) + 2, 0, [W * zoom, H * zoom])
+        pixels = render_fit(image_rgb, fit.scale * zoom, (fit.offset[0] * zoom, fit.offset[1] * zoom),
+                            (int(x0), int(y0), int(x1), int(y1)))
+        shape = (1, 3, H * zoom, W * zoom)
+        if shape not in self._canvases:
+            self._canvases[shape] = np.zeros(shape, np.float32)
+        canvas = self._canvases[shape]
+        canvas[0, :, y0:y1, x0:x1] = pixels.transpose(2, 0, 1) * np.float32(1 / 255)
+        try:
+            runs = self._run_graph(canvas, queries, normals, style_id, theta, direct=True)
+        finally:
+            canvas[0, :, y0:y1, x0:x1] = 0  # black again for the next crop
+        out = {name: value[0] for name, value in runs.items()}
+        out["points_2d"] = out["points_2d"] / zoom
+        if "K" in out:
+            out["K"] = np.concatenate([out["K"][:2] / zoom, out["K"][2:]])
+        return out
 
     def predict(self, image_rgb: np.ndarray, layout: str | Path | Layout = "ibug68", semantics: str = "canonical",
                 prior_theta: np.ndarray | None = None, search: str = "auto", refine: int = 1) -> FaceResult:
@@ -264,12 +325,19 @@ class LandmarkModel:
         if min(image.shape[:2]) < 1:
             raise ValueError(f"empty image of shape {image.shape}")
         queries, normals = self.queries(layout)
-        model_input, fit = fit_to_input(image, self.input_hw)
+        fit = fit_geometry(image.shape[:2], self.input_hw)
         style_id = self.style_id(semantics)
+        fitted: list[np.ndarray] = []  # the whole image fitted to the input, made when an STN run needs it
+
+        def stn_runs(priors: np.ndarray | None, direct: bool = False) -> dict[str, np.ndarray]:
+            if not fitted:
+                fitted.append(render_fit(image, fit.scale, fit.offset, (0, 0, self.input_hw[1], self.input_hw[0])))
+            return self.run(fitted[0], queries, normals, style_id, priors, direct=direct)
 
         def run_once(prior: np.ndarray | None) -> dict[str, np.ndarray]:
-            runs = self.run(model_input, queries, normals, style_id, prior, direct=prior is not None)
-            return {name: value[0] for name, value in runs.items()}
+            if prior is not None and self.direct_crops:
+                return self.run_crop(image, fit, queries, normals, style_id, prior)
+            return {name: value[0] for name, value in stn_runs(prior, direct=prior is not None).items()}
 
         def refined(out: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
             for _ in range(refine):
@@ -283,13 +351,18 @@ class LandmarkModel:
             best = {name: value[_consensus(runs["points_2d"], runs["confidence"])] for name, value in runs.items()}
             return best, refined(best)
 
-        def searched() -> dict[str, np.ndarray]:
+        def searched(full_frame_run: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
+            """The search; `full_frame_run`: the full-frame start's run when it was made already (not run again)."""
             priors = search_priors(self.input_hw)
-            runs = self.run(model_input, queries, normals, style_id, priors[:FIRST_SEARCH_BATCH])
+            if full_frame_run is None:
+                runs = stn_runs(priors[:FIRST_SEARCH_BATCH])
+            else:
+                runs = stn_runs(priors[1:FIRST_SEARCH_BATCH])
+                runs = {name: np.concatenate([full_frame_run[name][None], runs[name]]) for name in runs}
             best, out = agreed(runs)
             if _is_sure(best, out):
                 return out
-            more = self.run(model_input, queries, normals, style_id, priors[FIRST_SEARCH_BATCH:])
+            more = stn_runs(priors[FIRST_SEARCH_BATCH:])
             return agreed({name: np.concatenate([runs[name], more[name]]) for name in runs})[1]
 
         did_search = prior_theta is None and search == "always"
@@ -299,9 +372,11 @@ class LandmarkModel:
             out = searched()
         else:
             first = run_once(None)
-            out = refined(first)
-            if search == "auto" and not _is_sure(first, out):
-                out, did_search = searched(), True
+            # A start below SURE_CONFIDENCE is unsure whatever its refinement finds: search without refining it.
+            unsure = search == "auto" and float(first["confidence"]) < SURE_CONFIDENCE
+            out = first if unsure else refined(first)
+            if search == "auto" and (unsure or not _is_sure(first, out)):
+                out, did_search = searched(first), True
         return self._result(out, fit, len(queries), did_search)
 
     def _landmark_crop(self, out: dict[str, np.ndarray]) -> np.ndarray | None:
