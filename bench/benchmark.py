@@ -628,7 +628,8 @@ def write_report(command: str, model: Any, synth: SynthSet, acc: dict, acc_commo
           f"single-threaded). This machine shares its CPUs with other jobs (1-minute load average {loads[0]:.1f} "
           f"while the peers ran, {loads[1]:.1f} while ours ran), so absolute numbers are noisy; the comparison is "
           "the point. *Searched*: the share of frames on which `predict`'s full-frame start was unsure and it ran its "
-          "search (`FaceResult.searched`): 10 starts in one batch, 9 more when their face is not sure.", "",
+          "search (`FaceResult.searched`; `search_priors`: crops over the image, half its side in one batch with the "
+          "full frame, larger ones when that face is not sure; 640x480 frames: 1 + 6, then 2).", "",
           "| Method | " + " | ".join(f"{photo}: ms / frame (median)" for photo in speed) + " |",
           "|---|" + "---|" * len(speed)]
     rows = [("ours", "Ours, single image (`LandmarkModel.predict`: full-frame start + one refinement, the search "

@@ -174,7 +174,11 @@ def test_search_modes(exported, monkeypatch):
     monkeypatch.setattr(model, "_run_graph", lambda *args, direct: batches.append(len(args[4]))
                         or original(*args, direct=direct))
     image = smooth_image(*INPUT_HW)
-    first, rest = session.FIRST_SEARCH_BATCH, len(search_priors(INPUT_HW)) - session.FIRST_SEARCH_BATCH
+    first, *more = [len(batch) for batch in search_priors(INPUT_HW)]
+    searched_on = [1]  # the first start's run is reused: the first batch runs its other crops
+    for size in [first - 1] + more:
+        searched_on += [size, 1]  # a batch, then the refinement of the face its runs and the earlier ones agree on
+    searched_on = searched_on[1:]
     monkeypatch.setattr(session, "SURE_OVERLAP", 0.0)
     monkeypatch.setattr(session, "SURE_CONFIDENCE", 0.0)  # every start is sure
     assert model.predict(image, search="always").searched
@@ -182,10 +186,10 @@ def test_search_modes(exported, monkeypatch):
     batches.clear()
     assert not model.predict(image, search="never").searched
     assert batches == [1, 1]
-    # (confidence, overlap) thresholds -> batches: sure; unconfident (search at once, the full-frame run reused);
-    # confident but its refinement elsewhere (the refinement, then the search)
-    for sure, overlap, expected in ((0.0, 0.0, [1, 1]), (1.1, 0.0, [1, first - 1, 1, rest, 1]),
-                                    (0.0, 1.1, [1, 1, first - 1, 1, rest, 1])):
+    # (confidence, overlap) thresholds -> batches: sure; unconfident (search at once, the full-frame run reused,
+    # every tier in turn); confident but its refinement elsewhere (the refinement, then the search)
+    for sure, overlap, expected in ((0.0, 0.0, [1, 1]), (1.1, 0.0, [1] + searched_on),
+                                    (0.0, 1.1, [1, 1] + searched_on)):
         monkeypatch.setattr(session, "SURE_CONFIDENCE", sure)
         monkeypatch.setattr(session, "SURE_OVERLAP", overlap)
         batches.clear()
@@ -570,9 +574,18 @@ def test_tracker_follows_a_moving_face_with_little_lag():
 def test_search_priors_and_consensus():
     from core.runtime.session import _consensus, full_frame_theta, search_priors
 
-    priors = search_priors((256, 256))
-    assert priors.shape == (19, 2, 3) and np.allclose(priors[0], full_frame_theta((256, 256))[0])
-    assert np.all(np.abs(priors[1:, :, 2]) <= 0.5 + 1e-6)  # every start crop lies inside the frame
+    halves, larger = search_priors((256, 256))
+    assert [len(halves), len(larger)] == [10, 4]
+    assert np.allclose(halves[0], full_frame_theta((256, 256))[0]) and np.allclose(halves[1:, 0, 0], 0.5)
+    assert np.all(np.abs(halves[1:, :, 2]) <= 0.5 + 1e-6)  # every start crop lies inside the frame
+    # A 16:9 frame: the crops spread over the image, not over the padding above and below it.
+    fit = fit_geometry((720, 1280), (256, 256))
+    halves, larger = search_priors((256, 256), fit)
+    assert [len(halves), len(larger)] == [1 + 3, 2]
+    top, bottom = fit.offset[1], 256 - fit.offset[1]
+    for batch in (halves[1:], larger):
+        centre_y = (batch[:, 1, 2] + 1) * 128
+        assert np.all((centre_y >= top) & (centre_y <= bottom))
     face = np.array([[100.0, 100.0], [140.0, 100.0], [120.0, 150.0]])
     decoy = face + 300
     runs = np.stack([decoy, face, face + 2, face - 3])

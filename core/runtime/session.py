@@ -51,27 +51,40 @@ def full_frame_theta(input_hw: tuple[int, int]) -> np.ndarray:
     return np.array([[[side / w, 0.0, 0.0], [0.0, side / h, 0.0]]], np.float32)
 
 
-# Where `predict` starts the STN without a prior: the full frame, and 3x3 grids of crops half and three quarters
-# of the frame's side. The STN, run once from the full frame, can settle on a face-like distractor (a round badge);
-# from a crop near the face it converges to the face. Starting points that agree on a face win (see _consensus).
-SEARCH_CROP_SIDES = (0.5, 0.75)
-# The search runs in two batches: the full frame and the half-side grid first, the three-quarter grid only when the
-# first batch's face is not sure. On held-out renders (300 plain, 300 scenes) and the 60 astronaut speed frames it
-# found as many faces as all 19 at once (75.3% / 56.3% / 98.3% against 75.3% / 54.3% / 98.3%), and the first batch
-# sufficed on 20 of 36, 68 of 117 and 49 of 49 searches.
-FIRST_SEARCH_BATCH = 10
+# Where `predict` starts the STN without a prior: the full frame, and grids of crops over the image's part of the
+# input (not its padding). The STN, run once from the full frame, can settle on a face-like distractor (a round
+# badge), or miss a face a few pixels wide in its coarse view; from a crop near the face it converges to the face.
+# Starting points that agree on a face win (see _consensus). The tiers run in turn, each only when the faces found
+# so far are not sure: (crop side over the input's longer side, most crops along an axis). Against 3x3 grids of
+# both over the whole input (bench.face_finding's images; found, starts per image): 300 plain renders 75.3% /
+# 3.6 -> 75.0% / 3.4; 300 scenes 56.3% / 7.2 -> 55.7% / 6.4; 200 of them in 1280x720 frames 71.5% / 10.5 ->
+# 72.0% / 4.8; the 60 astronaut speed frames 9.7 -> 7.2. A third tier of quarter-side crops found no more faces.
+SEARCH_TIERS = ((0.5, 3), (0.75, 3))
 
 
-def search_priors(input_hw: tuple[int, int]) -> np.ndarray:
-    """(19, 2, 3) float32 STN starting crops in model-input space: the full frame, then the grids."""
-    priors = [full_frame_theta(input_hw)[0]]
+def _grid_centres(lo: float, hi: float, side: float, most: int) -> np.ndarray:
+    """Centres of crops of `side` spread over [lo, hi] (one axis), overlapping by a quarter or more."""
+    extent = hi - lo
+    if extent - side < 0.25 * side:
+        return np.array([(lo + hi) / 2])
+    count = min(most, int(np.ceil((extent - side) / (0.75 * side))) + 1)
+    return np.linspace(lo + side / 2, hi - side / 2, count)
+
+
+def search_priors(input_hw: tuple[int, int], fit: ImageFit | None = None) -> list[np.ndarray]:
+    """The search's batches of STN starting crops (K, 2, 3) float32 in model-input space: the full frame with the
+    first tier's crops, then one batch per further tier. `fit`: where the image lies in the input (None: all of it)."""
     h, w = input_hw
-    side = max(h, w)
-    for frac in SEARCH_CROP_SIDES:
-        for cy in np.linspace(-1 + frac, 1 - frac, 3):
-            for cx in np.linspace(-1 + frac, 1 - frac, 3):
-                priors.append(np.array([[frac * side / w, 0, cx], [0, frac * side / h, cy]], np.float32))
-    return np.stack(priors).astype(np.float32)
+    x0, y0 = (0.0, 0.0) if fit is None else fit.offset
+    x1, y1 = (w, h) if fit is None else (x0 + fit.scale * fit.original_hw[1], y0 + fit.scale * fit.original_hw[0])
+    batches = []
+    for frac, most in SEARCH_TIERS:
+        side = frac * max(h, w)
+        priors = [np.array([[side / w, 0, 2 * cx / w - 1], [0, side / h, 2 * cy / h - 1]], np.float32)
+                  for cy in _grid_centres(y0, y1, side, most) for cx in _grid_centres(x0, x1, side, most)]
+        batches.append(np.stack(priors))
+    batches[0] = np.concatenate([full_frame_theta(input_hw), batches[0]])
+    return batches
 
 
 # The next frame's crop (and a refinement's) is the box of this frame's landmarks scaled by the training crop's
@@ -311,7 +324,7 @@ class LandmarkModel:
         look at the crop around the last run's landmarks. Where the STN starts (`search`):
         - "never": from the full frame only (it can settle on a face-like distractor);
         - "always": from several crops (`search_priors`), keeping the face most of them agree on: the full frame
-          and nine half-side crops in one batch (10 runs), and nine more crops when that face is not sure;
+          and up to nine half-side crops in one batch, then larger and smaller crops while that face is not sure;
         - "auto": from the full frame, and "always" when that face is not sure (`_is_sure`): the search's
           accuracy at about the cost of "never" on most images.
         The crops around landmarks are used as is (`direct_crops`): they frame the face as the detector's training
@@ -353,17 +366,20 @@ class LandmarkModel:
 
         def searched(full_frame_run: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
             """The search; `full_frame_run`: the full-frame start's run when it was made already (not run again)."""
-            priors = search_priors(self.input_hw)
-            if full_frame_run is None:
-                runs = stn_runs(priors[:FIRST_SEARCH_BATCH])
-            else:
-                runs = stn_runs(priors[1:FIRST_SEARCH_BATCH])
-                runs = {name: np.concatenate([full_frame_run[name][None], runs[name]]) for name in runs}
-            best, out = agreed(runs)
-            if _is_sure(best, out):
-                return out
-            more = stn_runs(priors[FIRST_SEARCH_BATCH:])
-            return agreed({name: np.concatenate([runs[name], more[name]]) for name in runs})[1]
+            runs: dict[str, np.ndarray] = {}
+            for batch in search_priors(self.input_hw, fit):
+                if not runs and full_frame_run is not None:  # the first batch starts with the full frame
+                    batch_runs = stn_runs(batch[1:])
+                    batch_runs = {name: np.concatenate([full_frame_run[name][None], value])
+                                  for name, value in batch_runs.items()}
+                else:
+                    batch_runs = stn_runs(batch)
+                runs = {name: np.concatenate([runs[name], value]) if runs else value
+                        for name, value in batch_runs.items()}
+                best, out = agreed(runs)
+                if _is_sure(best, out):
+                    break
+            return out
 
         did_search = prior_theta is None and search == "always"
         if prior_theta is not None:
