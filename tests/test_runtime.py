@@ -575,13 +575,13 @@ def test_search_priors_and_consensus():
     from core.runtime.session import _consensus, full_frame_theta, search_priors
 
     halves, larger = search_priors((256, 256))
-    assert [len(halves), len(larger)] == [10, 4]
+    assert [len(halves), len(larger)] == [10, 9]
     assert np.allclose(halves[0], full_frame_theta((256, 256))[0]) and np.allclose(halves[1:, 0, 0], 0.5)
     assert np.all(np.abs(halves[1:, :, 2]) <= 0.5 + 1e-6)  # every start crop lies inside the frame
     # A 16:9 frame: the crops spread over the image, not over the padding above and below it.
     fit = fit_geometry((720, 1280), (256, 256))
     halves, larger = search_priors((256, 256), fit)
-    assert [len(halves), len(larger)] == [1 + 3, 2]
+    assert [len(halves), len(larger)] == [1 + 3, 3]
     top, bottom = fit.offset[1], 256 - fit.offset[1]
     for batch in (halves[1:], larger):
         centre_y = (batch[:, 1, 2] + 1) * 128

@@ -55,19 +55,22 @@ def full_frame_theta(input_hw: tuple[int, int]) -> np.ndarray:
 # input (not its padding). The STN, run once from the full frame, can settle on a face-like distractor (a round
 # badge), or miss a face a few pixels wide in its coarse view; from a crop near the face it converges to the face.
 # Starting points that agree on a face win (see _consensus). The tiers run in turn, each only when the faces found
-# so far are not sure: (crop side over the input's longer side, most crops along an axis). Against 3x3 grids of
-# both over the whole input (bench.face_finding's images; found, starts per image): 300 plain renders 75.3% /
-# 3.6 -> 75.0% / 3.4; 300 scenes 56.3% / 7.2 -> 55.7% / 6.4; 200 of them in 1280x720 frames 71.5% / 10.5 ->
-# 72.0% / 4.8; the 60 astronaut speed frames 9.7 -> 7.2. A third tier of quarter-side crops found no more faces.
-SEARCH_TIERS = ((0.5, 3), (0.75, 3))
+# so far are not sure: (crop side over the input's longer side, largest step between crops over their side), at
+# most 3 crops along an axis. On a square frame both are 3x3 grids; on a 4:3 or 16:9 frame fewer half-side crops
+# cover the image (3x2, 3x1). Against 3x3 grids over the whole input: the 60 astronaut speed frames 9.7 -> 7.2
+# starts per image, 200 held-out renders pasted into 1280x720 frames (bench.face_finding --frame 720 1280) 10.5 ->
+# 4.8 with as many faces found (71.5% -> 72.0%). A third tier of quarter-side crops found no more faces.
+SEARCH_TIERS = ((0.5, 0.75), (0.75, 0.25))
+SEARCH_GRID_MAX = 3
 
 
-def _grid_centres(lo: float, hi: float, side: float, most: int) -> np.ndarray:
-    """Centres of crops of `side` spread over [lo, hi] (one axis), overlapping by a quarter or more."""
+def _grid_centres(lo: float, hi: float, side: float, step: float) -> np.ndarray:
+    """Centres of up to SEARCH_GRID_MAX crops of `side` spread over [lo, hi] (one axis), at most `step` * side
+    apart; one crop in the middle when the extent is under 1.25 sides."""
     extent = hi - lo
     if extent - side < 0.25 * side:
         return np.array([(lo + hi) / 2])
-    count = min(most, int(np.ceil((extent - side) / (0.75 * side))) + 1)
+    count = min(SEARCH_GRID_MAX, int(np.ceil((extent - side) / (step * side))) + 1)
     return np.linspace(lo + side / 2, hi - side / 2, count)
 
 
@@ -78,10 +81,10 @@ def search_priors(input_hw: tuple[int, int], fit: ImageFit | None = None) -> lis
     x0, y0 = (0.0, 0.0) if fit is None else fit.offset
     x1, y1 = (w, h) if fit is None else (x0 + fit.scale * fit.original_hw[1], y0 + fit.scale * fit.original_hw[0])
     batches = []
-    for frac, most in SEARCH_TIERS:
+    for frac, step in SEARCH_TIERS:
         side = frac * max(h, w)
         priors = [np.array([[side / w, 0, 2 * cx / w - 1], [0, side / h, 2 * cy / h - 1]], np.float32)
-                  for cy in _grid_centres(y0, y1, side, most) for cx in _grid_centres(x0, x1, side, most)]
+                  for cy in _grid_centres(y0, y1, side, step) for cx in _grid_centres(x0, x1, side, step)]
         batches.append(np.stack(priors))
     batches[0] = np.concatenate([full_frame_theta(input_hw), batches[0]])
     return batches
@@ -181,7 +184,7 @@ class FaceResult:
 
 
 class LandmarkModel:
-    """An exported detector loaded in onnxruntime (CPU)."""
+    """An exported detector loaded in onnxruntime (CPU). One per thread: `run_crop` reuses its canvases."""
 
     def __init__(self, path: str | Path | None = None, threads: int | None = None,
                  threshold: float = DEFAULT_THRESHOLD, spin: bool = False, max_crop_zoom: int = MAX_CROP_ZOOM) -> None:
