@@ -164,6 +164,13 @@ def test_run_crop_reads_the_crop_at_the_image_resolution(tmp_path):
     assert not runtime._canvases[(1, 3, 2 * INPUT_HW[0], 2 * INPUT_HW[1])].any()  # black again
     face = runtime.predict(large, prior_theta=theta)
     assert np.allclose(face.landmarks_2d, crop["points_2d"] * 2, atol=1e-3)  # the original's px: 2x the input's
+    # A rotated crop (e.g. an STN's) is read whole too.
+    angle = np.radians(30)
+    rotated = theta.copy()
+    rotated[:, :2] = theta[:, :2] @ np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    whole = runtime.run(large, queries, normals, 0, rotated, direct=True)
+    crop = runtime.run_crop(large, fit, queries, normals, 0, rotated)
+    assert np.allclose(crop["points_2d"] * 2, whole["points_2d"][0], atol=1e-3)
 
 
 def test_search_modes(exported, monkeypatch):

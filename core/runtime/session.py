@@ -112,7 +112,9 @@ MAX_CROP_ZOOM = 4
 
 def crop_zoom(theta: np.ndarray, fit: ImageFit, crop_size: int, max_zoom: int = MAX_CROP_ZOOM) -> int:
     """How many times the input's resolution a direct crop `theta` is read at: its side about `crop_size` px."""
-    side = float(theta[0, 0]) * fit.input_hw[1]  # px of the model input (the crops are square)
+    h, w = fit.input_hw
+    theta = np.asarray(theta, np.float64).reshape(2, 3)
+    side = float(np.sqrt(abs(np.linalg.det(theta[:, :2])) * w * h))  # px of the model input (a square's side)
     wanted = crop_size / max(side, 1e-6)
     return int(max(1, min(np.floor(wanted + 0.5), np.floor(1 / fit.scale + 0.5), max_zoom)))
 
@@ -296,11 +298,11 @@ class LandmarkModel:
                              "the fitted image with run(..., direct=True)")
         zoom = crop_zoom(theta, fit, int(self.config.get("crop_size", 128)), self.max_crop_zoom)
         theta = np.asarray(theta, np.float32).reshape(1, 2, 3)
-        centre = (theta[0, :, 2] + 1) / 2 * np.array([W, H]) * zoom
-        half = np.array([theta[0, 0, 0] * W, theta[0, 1, 1] * H]) * zoom / 2
-        # The crop's square plus 2 px for the bilinear taps at its edge, within the canvas.
-        x0, y0 = np.clip(np.floor(centre - half).astype(int) - 2, 0, [W * zoom, H * zoom])
-        x1, y1 = np.clip(np.ceil(centre + half).astype(int) + 2, 0, [W * zoom, H * zoom])
+        # The box of the crop's corners (any affine crop) plus 2 px for the bilinear taps at its edge, in the canvas.
+        corners = np.array([[-1, -1, 1], [1, -1, 1], [-1, 1, 1], [1, 1, 1]], np.float64) @ theta[0].T
+        corners = (corners + 1) / 2 * np.array([W, H]) * zoom
+        x0, y0 = np.clip(np.floor(corners.min(0)).astype(int) - 2, 0, [W * zoom, H * zoom])
+        x1, y1 = np.clip(np.ceil(corners.max(0)).astype(int) + 2, 0, [W * zoom, H * zoom])
         pixels = render_fit(image_rgb, fit.scale * zoom, (fit.offset[0] * zoom, fit.offset[1] * zoom),
                             (int(x0), int(y0), int(x1), int(y1)))
         shape = (1, 3, H * zoom, W * zoom)
