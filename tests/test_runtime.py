@@ -204,6 +204,8 @@ def test_search_modes(exported, monkeypatch):
         assert batches == expected and face.searched == (len(expected) > 2), (sure, overlap)
     with pytest.raises(ValueError, match="search must be one of"):
         model.predict(image, search=True)
+    with pytest.raises(ValueError, match="prior_theta must be a finite"):
+        model.predict(image, prior_theta=np.full((2, 3), np.nan))
     square = np.array([[0.0, 0.0], [10.0, 10.0]])
     assert session._box_overlap(square, square) == 1.0 and session._box_overlap(square, square + 20) == 0.0
     assert session._box_overlap(square, square + [5, 0]) == pytest.approx(50 / 150)

@@ -338,6 +338,11 @@ class LandmarkModel:
         """
         if search not in SEARCH_MODES:
             raise ValueError(f"search must be one of {', '.join(SEARCH_MODES)}, got {search!r}")
+        if prior_theta is not None:
+            prior_theta = np.asarray(prior_theta, np.float64)
+            if prior_theta.shape != (2, 3) or not np.isfinite(prior_theta).all():
+                raise ValueError(f"prior_theta must be a finite (2, 3) crop (a FaceResult.theta), got "
+                                 f"{np.array2string(prior_theta, precision=3)}")
         image = np.asarray(image_rgb)
         if image.dtype != np.uint8 or image.ndim != 3 or image.shape[2] != 3:
             image = to_rgb_uint8(image)
