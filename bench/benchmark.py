@@ -651,14 +651,15 @@ def write_report(command: str, model: Any, synth: SynthSet, acc: dict, acc_commo
           f"while the peers ran, {loads[1]:.1f} while ours ran), so absolute numbers are noisy; the comparison is "
           "the point. *Searched*: the share of frames on which `predict`'s full-frame start was unsure and it ran its "
           "search (`FaceResult.searched`; `search_priors`: crops over the image, half its side in one batch with the "
-          "full frame, larger ones when that face is not sure; 640x480 frames: 1 + 6, then 3; 1280x720: 1 + 3, then 3). "
+          "full frame, larger ones when that face is not sure; 640x480 frames: 1 + 6, then 3; 1280x720: 1 + 3, "
+          "then 3). "
           "A method is faster on a frame where it finds no face (MediaPipe's IMAGE mode then skips its landmark "
           "model): the *frames with a face* rows say how much of the work each one did.",
           "",
           "| Method | " + " | ".join(f"{photo}: ms / frame (median)" for photo in speed) + " |",
           "|---|" + "---|" * len(speed)]
-    rows = [("ours", "Ours, single image (`LandmarkModel.predict`: full-frame start + one refinement, the search "
-                     "when unsure)"),
+    rows = [("ours", "Ours, single image (`LandmarkModel.predict`: full-frame start + one or two refinements, "
+                     "the search when unsure)"),
             ("ours_always_search", "Ours, single image, always the search "
                                    "(`predict(..., search=\"always\")`)"),
             ("ours_one_start", "Ours, single image, never the search (`predict(..., search=\"never\")`; can lock "

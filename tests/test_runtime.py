@@ -160,7 +160,8 @@ def test_run_crop_reads_the_crop_at_the_image_resolution(tmp_path):
     reduced = runtime.run(cv2.resize(large, INPUT_HW[::-1], interpolation=cv2.INTER_AREA), queries, normals, 0, theta,
                           direct=True)
     assert np.abs(crop["points_2d"] - reduced["points_2d"][0]).max() > 0.01  # it did see finer pixels
-    assert np.allclose(crop["K"][:2] * 2, whole["K"][0][:2], atol=1e-3) and np.allclose(crop["R"], whole["R"][0], atol=1e-5)
+    assert np.allclose(crop["K"][:2] * 2, whole["K"][0][:2], atol=1e-3)
+    assert np.allclose(crop["R"], whole["R"][0], atol=1e-5)
     assert not runtime._canvases[(1, 3, 2 * INPUT_HW[0], 2 * INPUT_HW[1])].any()  # black again
     face = runtime.predict(large, prior_theta=theta)
     assert np.allclose(face.landmarks_2d, crop["points_2d"] * 2, atol=1e-3)  # the original's px: 2x the input's
@@ -188,10 +189,10 @@ def test_search_modes(exported, monkeypatch):
     searched_on = searched_on[1:]
     monkeypatch.setattr(session, "SURE_OVERLAP", 0.0)
     monkeypatch.setattr(session, "SURE_CONFIDENCE", 0.0)  # every start is sure
-    assert model.predict(image, search="always").searched
+    assert model.predict(image, search="always", refine=1).searched
     assert batches == [first, 1]  # the search's first batch, then its refinement
     batches.clear()
-    assert not model.predict(image, search="never").searched
+    assert not model.predict(image, search="never", refine=1).searched
     assert batches == [1, 1]
     # (confidence, overlap) thresholds -> batches: sure; unconfident (search at once, the full-frame run reused,
     # every tier in turn); confident but its refinement elsewhere (the refinement, then the search)
@@ -200,7 +201,7 @@ def test_search_modes(exported, monkeypatch):
         monkeypatch.setattr(session, "SURE_CONFIDENCE", sure)
         monkeypatch.setattr(session, "SURE_OVERLAP", overlap)
         batches.clear()
-        face = model.predict(image, search="auto")
+        face = model.predict(image, search="auto", refine=1)
         assert batches == expected and face.searched == (len(expected) > 2), (sure, overlap)
     with pytest.raises(ValueError, match="search must be one of"):
         model.predict(image, search=True)
@@ -210,6 +211,24 @@ def test_search_modes(exported, monkeypatch):
     assert session._box_overlap(square, square) == 1.0 and session._box_overlap(square, square + 20) == 0.0
     assert session._box_overlap(square, square + [5, 0]) == pytest.approx(50 / 150)
 
+
+
+def test_refinements_stop_when_the_crop_is_steady(exported, monkeypatch):
+    """After the first refinement, another runs only while the landmarks' crop still moves, up to `refine`."""
+    model = LandmarkModel(exported[1], threshold=0.0)
+    image = smooth_image(*INPUT_HW)
+    runs = []
+    original = model._run_graph
+    monkeypatch.setattr(model, "_run_graph",
+                        lambda *args, direct: runs.append(direct) or original(*args, direct=direct))
+    for steady, expected in ((0.0, [False, True]), (1.1, [False, True, True, True])):
+        monkeypatch.setattr(session, "STEADY_CROP_OVERLAP", steady)  # 0: every crop is steady; 1.1: none is
+        runs.clear()
+        model.predict(image, search="never", refine=3)
+        assert runs == expected, steady
+    square = np.array([[0.5, 0, 0], [0, 0.5, 0]])
+    assert session._crop_overlap(square, square) == pytest.approx(1.0)
+    assert session._crop_overlap(square, square + [[0, 0, 0.5], [0, 0, 0]]) == pytest.approx(1 / 3)
 
 def test_export_cli_from_checkpoint(tmp_path):
     model = small_untrained()

@@ -126,6 +126,13 @@ SEARCH_MODES = ("auto", "always", "never")
 # no worse than always searching (0.46 vs 0.48 inter-ocular).
 SURE_CONFIDENCE = 0.8
 SURE_OVERLAP = 0.5
+# A refinement's crop comes from the last run's landmarks; another refinement follows while that crop still moves
+# (overlap under this with the crop the last run saw), up to MAX_REFINEMENTS. On 150 held-out renders a second one
+# ran on 43% and found 79.3% of the faces against 76.0% (median error 5.9% of the face box against 6.0%); in them
+# pasted into 1280x720 frames on 65%, 74.7% against 71.3% (5.8% against 6.8%). The Grace Hopper speed frames'
+# crops overlap by 0.89-0.95: a portrait takes one.
+STEADY_CROP_OVERLAP = 0.85
+MAX_REFINEMENTS = 2
 
 
 def _box_overlap(a: np.ndarray, b: np.ndarray) -> float:
@@ -134,6 +141,12 @@ def _box_overlap(a: np.ndarray, b: np.ndarray) -> float:
     inter = float(np.prod(np.clip(hi - lo, 0, None)))
     union = float(np.prod(np.ptp(a, 0)) + np.prod(np.ptp(b, 0))) - inter
     return inter / union if union > 0 else 0.0
+
+
+def _crop_overlap(a: np.ndarray, b: np.ndarray) -> float:
+    """Intersection over union of the boxes of two crops' (2, 3) corners (normalised input coordinates)."""
+    corners = np.array([[-1, -1, 1], [1, -1, 1], [-1, 1, 1], [1, 1, 1]], np.float64)
+    return _box_overlap(corners @ np.asarray(a, np.float64).T, corners @ np.asarray(b, np.float64).T)
 
 
 def _is_sure(first: dict[str, np.ndarray], refined: dict[str, np.ndarray]) -> bool:
@@ -322,15 +335,17 @@ class LandmarkModel:
         return out
 
     def predict(self, image_rgb: np.ndarray, layout: str | Path | Layout = "ibug68", semantics: str = "canonical",
-                prior_theta: np.ndarray | None = None, search: str = "auto", refine: int = 1) -> FaceResult:
+                prior_theta: np.ndarray | None = None, search: str = "auto", refine: int = MAX_REFINEMENTS
+                ) -> FaceResult:
         """The face in an RGB image (uint8, or uint16 / float in [0, 1], gray or with alpha), in its pixels.
 
         `prior_theta` (2, 3): the previous frame's `FaceResult.theta` (same image size), the crop around its
-        landmarks; one run, on that crop as is. Without it the STN finds the face, then `refine` more runs each
-        look at the crop around the last run's landmarks. Where the STN starts (`search`):
+        landmarks; one run, on that crop as is. Without it the STN finds the face, then up to `refine` more runs
+        each look at the crop around the last run's landmarks, the second and later ones only while that crop still
+        moves (`STEADY_CROP_OVERLAP`). Where the STN starts (`search`):
         - "never": from the full frame only (it can settle on a face-like distractor);
         - "always": from several crops (`search_priors`), keeping the face most of them agree on: the full frame
-          and up to nine half-side crops in one batch, then larger and smaller crops while that face is not sure;
+          and up to nine half-side crops in one batch, then larger crops when that face is not sure;
         - "auto": from the full frame, and "always" when that face is not sure (`_is_sure`): the search's
           accuracy at about the cost of "never" on most images.
         The crops around landmarks are used as is (`direct_crops`): they frame the face as the detector's training
@@ -364,11 +379,14 @@ class LandmarkModel:
             return {name: value[0] for name, value in stn_runs(prior, direct=prior is not None).items()}
 
         def refined(out: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+            last_prior = None
             for _ in range(refine):
                 prior = self._landmark_crop(out)
                 if prior is None:
                     break
-                out = run_once(prior)
+                if last_prior is not None and _crop_overlap(last_prior, prior) >= STEADY_CROP_OVERLAP:
+                    break  # the crop stopped moving
+                out, last_prior = run_once(prior), prior
             return out
 
         def agreed(runs: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
