@@ -46,7 +46,9 @@ DATA_COMMANDS = ("python -m training.synth generate --out data/synth_test --num 
                  "python -m training.synth sequence --out data/sequences --num 2 --kind static --seed 3",
                  "python -m training.synth sequence --out data/sequences --num 2 --kind moving --seed 4")
 PEERS = ("mediapipe", "dlib")
-LABELS = {"ours": "Ours", "ours_track": "Ours + tracker (smoothing)", "ours_track_raw": "Ours + tracker (no smoothing)",
+LABELS = {"ours": "Ours", "ours_mirror": "Ours, mirrored runs (`predict(..., mirror=True)`)",
+          "ours_track": "Ours + tracker (smoothing)", "ours_track_raw": "Ours + tracker (no smoothing)",
+          "ours_track_mirror": "Ours + tracker (smoothing, `mirror=True`)",
           "mediapipe": "MediaPipe FaceLandmarker", "dlib": "dlib HOG + 68-pt predictor"}
 WARP_FRAMES = 60
 SPEED_FRAMES = 60
@@ -234,11 +236,12 @@ class OursRun:
     faces: list[Any] = field(default_factory=list)
 
 
-def run_ours(model: Any, frames: np.ndarray, semantics: str = "canonical", search: str = "auto") -> OursRun:
+def run_ours(model: Any, frames: np.ndarray, semantics: str = "canonical", search: str = "auto",
+             mirror: bool = False) -> OursRun:
     run = OursRun(np.full((len(frames), 68, 2), np.nan))
     for k, frame in enumerate(frames):
         start = time.perf_counter()
-        face = model.predict(frame, "ibug68", semantics, search=search)
+        face = model.predict(frame, "ibug68", semantics, search=search, mirror=mirror)
         run.ms.append(1000.0 * (time.perf_counter() - start))
         run.faces.append(face)
         if face.found:
@@ -246,10 +249,10 @@ def run_ours(model: Any, frames: np.ndarray, semantics: str = "canonical", searc
     return run
 
 
-def run_tracker(model: Any, frames: np.ndarray, fps: float, smoothing: Any) -> OursRun:
+def run_tracker(model: Any, frames: np.ndarray, fps: float, smoothing: Any, mirror: bool = False) -> OursRun:
     from core.runtime.tracker import FaceTracker
 
-    tracker = FaceTracker(model, "ibug68", "canonical", smoothing=smoothing, fps=fps)
+    tracker = FaceTracker(model, "ibug68", "canonical", smoothing=smoothing, fps=fps, mirror=mirror)
     run = OursRun(np.full((len(frames), 68, 2), np.nan))
     for k, frame in enumerate(frames):
         start = time.perf_counter()
@@ -274,10 +277,12 @@ def time_ours(model: Any, speed_frames: dict[str, np.ndarray]) -> dict[str, dict
             timed = frames[SPEED_WARMUP:]
             auto = run_ours(model, timed, search="auto")
             times[n] = {"ours": float(np.median(auto.ms))}
+            times[n]["ours_mirror"] = float(np.median(run_ours(model, timed, search="auto", mirror=True).ms))
             for key, mode in (("ours_always_search", "always"), ("ours_one_start", "never")):
                 times[n][key] = float(np.median(run_ours(model, timed, search=mode).ms))
             track = run_tracker(model, timed, 30.0, Smoothing())
             times[n]["ours_track"] = float(np.median(track.ms))
+            times[n]["ours_track_mirror"] = float(np.median(run_tracker(model, timed, 30.0, Smoothing(), True).ms))
             times[n]["ours_searched"] = float(np.mean([face.searched for face in auto.faces]))
             times[n]["ours_found"] = float(np.mean([face.found for face in auto.faces]))
             times[n]["ours_track_found"] = float(np.isfinite(track.points).all(axis=(1, 2)).mean())
@@ -429,8 +434,9 @@ def benchmark(model_path: Path, limit: int | None, out_dir: Path) -> Path:
     # 1. Accuracy on the synthetic test set.
     log.info("ours on the synthetic test set")
     ours = run_ours(model, synth.images, "canonical")
+    ours_mirror = run_ours(model, synth.images, "canonical", mirror=True)
     ours_2d = run_ours(model, synth.images, "ibug2d") if "ibug2d" in model.semantics else None
-    acc = {"ours": accuracy(ours.points, synth.gt)}
+    acc = {"ours": accuracy(ours.points, synth.gt), "ours_mirror": accuracy(ours_mirror.points, synth.gt)}
     acc_style = {"ours": accuracy(ours_2d.points, synth.gt_2d_style)} if ours_2d else {}
     for m in PEERS:
         p = peer_points("synth", m)
@@ -440,7 +446,8 @@ def benchmark(model_path: Path, limit: int | None, out_dir: Path) -> Path:
     # The images every method detected: the same images for all, so NMEs there compare like with like.
     common = np.logical_and.reduce([np.isfinite(a["nmes_all"]) for a in acc.values()])
     acc_common = {k: accuracy(p[common], synth.gt[common]) for k, p in
-                  [("ours", ours.points)] + [(m, peer_points("synth", m)) for m in PEERS if m in acc]}
+                  [("ours", ours.points), ("ours_mirror", ours_mirror.points)]
+                  + [(m, peer_points("synth", m)) for m in PEERS if m in acc]}
     ced_path = metrics.plot_ced({LABELS[k]: v["nmes_all"] for k, v in acc.items()}, out_dir / "ced_synth.png",
                                 THRESHOLD, title=f"Synthetic test set (n={len(synth.paths)}), misses = failures")
     found = np.array([f.found for f in ours.faces])
@@ -466,6 +473,8 @@ def benchmark(model_path: Path, limit: int | None, out_dir: Path) -> Path:
         ours_face = model.predict(image, "ibug68", "canonical")
         ours_pts = ours_face.landmarks_2d if ours_face.found else np.full((68, 2), np.nan)
         ours2d_pts = model.predict(image, "ibug68", "ibug2d").landmarks_2d if "ibug2d" in model.semantics else None
+        mirrored_face = model.predict(image, "ibug68", "canonical", mirror=True)
+        mirrored_pts = mirrored_face.landmarks_2d if mirrored_face.found else np.full((68, 2), np.nan)
         row = [panel(image, ours_pts, f"ours (conf {ours_face.confidence:.2f})", contours)]
         peers_here = {m: peer_points(f"photo_{name}", m) for m in PEERS}
         for m, p in peers_here.items():
@@ -478,6 +487,7 @@ def benchmark(model_path: Path, limit: int | None, out_dir: Path) -> Path:
                 continue
             norm = float(metrics.inter_ocular_distance(p[0]))
             agreement[name][f"ours vs {m}"] = float(metrics.nme(ours_pts, p[0], norm))
+            agreement[name][f"ours, mirrored runs vs {m}"] = float(metrics.nme(mirrored_pts, p[0], norm))
             if ours2d_pts is not None:
                 agreement[name][f"ours (ibug2d semantics) vs {m}"] = float(metrics.nme(ours2d_pts, p[0], norm))
         mp, dl = peers_here.get("mediapipe"), peers_here.get("dlib")
@@ -490,7 +500,8 @@ def benchmark(model_path: Path, limit: int | None, out_dir: Path) -> Path:
     for name, (frames, gt, fps) in clips.items():
         norm = metrics.inter_ocular_distance(gt)
         runs = {"ours_track": run_tracker(model, frames, fps, Smoothing()).points,
-                "ours_track_raw": run_tracker(model, frames, fps, None).points}
+                "ours_track_raw": run_tracker(model, frames, fps, None).points,
+                "ours_track_mirror": run_tracker(model, frames, fps, Smoothing(), mirror=True).points}
         for m in PEERS:
             if peer_points(f"clip_{name}", m) is not None:
                 runs[m] = peer_points(f"clip_{name}", m)
@@ -500,7 +511,8 @@ def benchmark(model_path: Path, limit: int | None, out_dir: Path) -> Path:
             stability[name][k] = (masked_jitter(p, gt, norm), a["detection"], a["nme"])
     for name, (mats, frames) in warps.items():
         runs = {"ours_track": run_tracker(model, frames, 30.0, Smoothing()).points,
-                "ours_track_raw": run_tracker(model, frames, 30.0, None).points}
+                "ours_track_raw": run_tracker(model, frames, 30.0, None).points,
+                "ours_track_mirror": run_tracker(model, frames, 30.0, Smoothing(), mirror=True).points}
         for m in PEERS:
             if peer_points(f"warp_{name}", m) is not None:
                 runs[m] = peer_points(f"warp_{name}", m)
@@ -551,7 +563,8 @@ def write_report(command: str, model: Any, synth: SynthSet, acc: dict, acc_commo
     # (ours: predict, searching when its full-frame start is unsure; MediaPipe: IMAGE mode).
     for photo, times in speed.items():
         for ours_key, mp_key, what in (("ours_track", "mediapipe_speed_video", "tracking video"),
-                                       ("ours", "mediapipe_speed_image", "single images")):
+                                       ("ours", "mediapipe_speed_image", "single images"),
+                                       ("ours_mirror", "mediapipe_speed_image", "single images, mirrored runs")):
             if ours_key in times and mp_key in times:
                 verdict = "met" if times[ours_key] <= times[mp_key] else "NOT met"
                 h, w = speed_size(photo)
@@ -627,7 +640,7 @@ def write_report(command: str, model: Any, synth: SynthSet, acc: dict, acc_commo
           "truth), over the inter-ocular distance (`training.metrics.jitter`, order 1; only frame pairs where both "
           "frames have a face). On the static clips the truth does not move, so this is pure shake; on the moving "
           "clips a lag also counts. Ours runs through `FaceTracker` (the crop around the previous frame's "
-          "landmarks as prior) with the default One Euro smoothing and without it; MediaPipe in VIDEO mode; dlib per frame. *warp_* rows: the real photos "
+          "landmarks as prior) with the default One Euro smoothing, without it, and with mirrored runs (each crop also run mirrored, the two averaged); MediaPipe in VIDEO mode; dlib per frame. *warp_* rows: the real photos "
           f"animated by a known smooth warp ({WARP_FRAMES} frames, sinusoidal translation of +-6%/4% of the frame "
           "and scale 1 +- 5%, cv2.warpAffine); predictions are mapped back through the inverse warp, so a perfect "
           "detector scores 0, and each method is normalised by its own inter-ocular distance.", "",
@@ -660,11 +673,13 @@ def write_report(command: str, model: Any, synth: SynthSet, acc: dict, acc_commo
           "|---|" + "---|" * len(speed)]
     rows = [("ours", "Ours, single image (`LandmarkModel.predict`: full-frame start + one or two refinements, "
                      "the search when unsure)"),
+            ("ours_mirror", "Ours, single image, mirrored runs (`predict(..., mirror=True)`)"),
             ("ours_always_search", "Ours, single image, always the search "
                                    "(`predict(..., search=\"always\")`)"),
             ("ours_one_start", "Ours, single image, never the search (`predict(..., search=\"never\")`; can lock "
                                "onto a face-like distractor)"),
             ("ours_track", "Ours, tracker (`FaceTracker.update`, smoothing on)"),
+            ("ours_track_mirror", "Ours, tracker, mirrored runs (`FaceTracker(..., mirror=True)`)"),
             ("mediapipe_speed_video", "MediaPipe FaceLandmarker, VIDEO mode (tracking)"),
             ("mediapipe_speed_image", "MediaPipe FaceLandmarker, IMAGE mode (detector every frame)"),
             ("dlib_speed_video", "dlib HOG detector + shape predictor, per frame (no upsampling)")]

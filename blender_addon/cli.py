@@ -58,6 +58,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     parser.add_argument("--model", default="", help=strings.CLI_HELP_MODEL)
     parser.add_argument("--threshold", type=float, default=0.5, help=strings.CLI_HELP_THRESHOLD)
     parser.add_argument("--smoothing", type=float, default=0.5, help=strings.CLI_HELP_SMOOTHING)
+    parser.add_argument("--mirror", action="store_true", help=strings.CLI_HELP_MIRROR)
     parser.add_argument("--threads", type=int, default=0, help=strings.CLI_HELP_THREADS)
     parser.add_argument("--no-markers", action="store_true", help=strings.CLI_HELP_NO_MARKERS)
     parser.add_argument("--no-rig", action="store_true", help=strings.CLI_HELP_NO_RIG)
@@ -104,7 +105,8 @@ def main(argv: list[str], prog: str = f"blender -b -c {COMMAND_ID}") -> int:
 
 def _run(args: argparse.Namespace) -> int:
     settings = tracking.TrackingSettings(layout=args.layout, semantics=args.semantics, model_path=args.model,
-                                         smoothing=args.smoothing, threshold=args.threshold, threads=args.threads)
+                                         smoothing=args.smoothing, mirror=args.mirror, threshold=args.threshold,
+                                         threads=args.threads)
     output = Path(args.output).expanduser().resolve()
     if output.suffix.lower() != ".blend":
         error(strings.CLI_ERR_OUTPUT_SUFFIX.format(path=output))

@@ -54,6 +54,7 @@ class IL_PG_tracking(bpy.types.PropertyGroup):
     frame_end: IntProperty(name=strings.PROP_FRAME_END, description=strings.PROP_FRAME_END_DESC, default=250)
     smoothing: FloatProperty(name=strings.PROP_SMOOTHING, description=strings.PROP_SMOOTHING_DESC, default=0.5,
                              min=0.0, max=1.0, subtype="FACTOR")
+    mirror: BoolProperty(name=strings.PROP_MIRROR, description=strings.PROP_MIRROR_DESC, default=False)
     threshold: FloatProperty(name=strings.PROP_THRESHOLD, description=strings.PROP_THRESHOLD_DESC, default=0.5,
                              min=0.0, max=1.0, subtype="FACTOR")
     write_markers: BoolProperty(name=strings.PROP_WRITE_MARKERS, description=strings.PROP_WRITE_MARKERS_DESC,
@@ -94,7 +95,7 @@ def to_tracking_settings(props: IL_PG_tracking, clip: bpy.types.MovieClip, prefe
     if props.use_frame_range:
         start, end = scene_to_clip_frame(clip, props.frame_start), scene_to_clip_frame(clip, props.frame_end)
     return TrackingSettings(layout=layout, semantics=props.semantics, model_path=model_path(props, preferences),
-                            smoothing=props.smoothing, threshold=props.threshold,
+                            smoothing=props.smoothing, mirror=props.mirror, threshold=props.threshold,
                             threads=int(getattr(preferences, "threads", 0) or 0), frame_start=start, frame_end=end)
 
 

@@ -51,6 +51,7 @@ class TrackingSettings:
     smoothing: float = 0.5          # 0 = off, 1 = strongest (see smoothing_from_strength)
     threshold: float = 0.5          # face confidence below this: "no face" on that frame
     threads: int = 0                # onnxruntime threads, 0 = all cores
+    mirror: bool = False            # also run each crop mirrored and average (FaceTracker's mirror)
     frame_start: int | None = None  # clip frames, inclusive; None = from the first frame
     frame_end: int | None = None    # None = to the last frame
 
@@ -259,7 +260,8 @@ class TrackJob:
             raise TrackingError(strings.ERR_SEMANTICS.format(detail=exc)) from exc
         self.fps = float(self.source.fps or fps or 0.0)
         self.tracker = FaceTracker(self.model, self.layout, settings.semantics,
-                                   smoothing=smoothing_from_strength(settings.smoothing), fps=self.fps or None)
+                                   smoothing=smoothing_from_strength(settings.smoothing), fps=self.fps or None,
+                                   mirror=settings.mirror)
         self.names = landmark_names(self.layout, len(self.layout))
 
         available = self.source.frame_count  # may be None for streams that do not say

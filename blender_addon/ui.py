@@ -38,6 +38,7 @@ class _TrackingPanel:
         col.prop(props, "semantics")
         col.prop(props, "model_path")
         col.prop(props, "smoothing", slider=True)
+        col.prop(props, "mirror")
         col.prop(props, "threshold", slider=True)
         col.prop(props, "write_markers")
 

@@ -16,6 +16,7 @@ plumbing, not the model's accuracy.
 """
 from __future__ import annotations
 
+import dataclasses
 import importlib.util
 import os
 import shutil
@@ -314,6 +315,8 @@ def test_modal_ticks_and_esc_keep_partial_results(addon, artefacts, timed) -> No
     # The job object the operator drives, cancelled directly.
     settings = addon.tracking.TrackingSettings(model_path=str(artefacts.model), threshold=0.0)
     job = addon.tracking.TrackJob(artefacts.clip, settings)
+    assert not job.tracker.mirror
+    assert addon.tracking.TrackJob(artefacts.clip, dataclasses.replace(settings, mirror=True)).tracker.mirror
     assert not job.step(3)
     job.cancel()
     assert job.step(1) and job.results().num_frames == 3

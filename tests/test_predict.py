@@ -31,6 +31,20 @@ def model_path(tmp_path_factory) -> Path:
     return export_model(model.eval(), tmp_path_factory.mktemp("model") / "small.onnx", (128, 128), source="test")
 
 
+@pytest.fixture(scope="module")
+def varied_model_path(tmp_path_factory) -> Path:
+    """The same model with small random weights in its zero-initialised output layers: without them it is exactly
+    mirror-symmetric, so a mirrored run would change nothing."""
+    torch.manual_seed(0)
+    model = create_model(dataclasses.replace(MODEL_VARIANTS["full"], crop_size=64, stn_input=32, hidden=64))
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.abs().sum() == 0:
+                p.copy_(torch.randn(p.shape, generator=g) * 0.05)
+    return export_model(model.eval(), tmp_path_factory.mktemp("model") / "varied.onnx", (128, 128), source="test")
+
+
 def image(h: int, w: int, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     return cv2.resize(rng.integers(0, 256, (max(2, h // 8), max(2, w // 8), 3), dtype=np.uint8), (w, h))
@@ -142,6 +156,23 @@ def test_video(model_path, tmp_path, capsys):
 
     code, result, _, _ = predict([tmp_path / "clip.mp4", "--threshold", "1.01"], model_path, tmp_path, capsys)
     assert code == 0 and all(f["faces"] == [] for f in result[0]["frames"])
+
+
+def test_mirror_flag(varied_model_path, tmp_path, capsys):
+    """--mirror averages each crop's run with its mirror image's: other landmarks, the same JSON, for images and
+    videos alike."""
+    cv2.imwrite(str(tmp_path / "face.png"), image(96, 128, seed=5))
+    write_video(tmp_path / "clip.mp4")
+    runs = {}
+    for flags in ([], ["--mirror"]):
+        code, result, _, _ = predict([tmp_path / "face.png", tmp_path / "clip.mp4", "--threshold", "0", *flags],
+                                     varied_model_path, tmp_path, capsys)
+        assert code == 0
+        check_face(result[0]["faces"][0], 68, 128, 96)
+        runs[bool(flags)] = (np.asarray(result[0]["faces"][0]["landmarks_2d"]),
+                             np.asarray(result[1]["frames"][-1]["faces"][0]["landmarks_2d"]))
+    for plain, mirrored in zip(runs[False], runs[True]):
+        assert np.abs(plain - mirrored).max() > 1e-3
 
 
 def test_corrupt_video_is_reported(model_path, tmp_path, capsys):

@@ -129,8 +129,8 @@ def test_direct_crop_uses_theta_as_the_crop(exported, runtime):
     original = runtime._run_graph
     try:
         runtime._run_graph = lambda *args, direct: calls.append(direct) or original(*args, direct=direct)
-        runtime.predict(image, search="never", refine=2)
-        runtime.predict(image, prior_theta=theta)
+        runtime.predict(image, search="never", refine=2, mirror=False)
+        runtime.predict(image, prior_theta=theta, mirror=False)
     finally:
         runtime._run_graph = original
     assert calls == [False, True, True, True]
@@ -163,7 +163,7 @@ def test_run_crop_reads_the_crop_at_the_image_resolution(tmp_path):
     assert np.allclose(crop["K"][:2] * 2, whole["K"][0][:2], atol=1e-3)
     assert np.allclose(crop["R"], whole["R"][0], atol=1e-5)
     assert not runtime._canvases[(1, 3, 2 * INPUT_HW[0], 2 * INPUT_HW[1])].any()  # black again
-    face = runtime.predict(large, prior_theta=theta)
+    face = runtime.predict(large, prior_theta=theta, mirror=False)
     assert np.allclose(face.landmarks_2d, crop["points_2d"] * 2, atol=1e-3)  # the original's px: 2x the input's
     # A rotated crop (e.g. an STN's) is read whole too.
     angle = np.radians(30)
@@ -172,6 +172,33 @@ def test_run_crop_reads_the_crop_at_the_image_resolution(tmp_path):
     whole = runtime.run(large, queries, normals, 0, rotated, direct=True)
     crop = runtime.run_crop(large, fit, queries, normals, 0, rotated)
     assert np.allclose(crop["points_2d"] * 2, whole["points_2d"][0], atol=1e-3)
+
+
+def test_mirrored_runs_are_symmetric(tmp_path):
+    """`mirror` averages a crop's run with its mirror image's (mirrored queries): the result is the mean of the
+    two runs, and flipping the image left to right flips the result exactly, whatever the network's own bias."""
+    runtime = LandmarkModel(export_model(calibrated(small_untrained()), tmp_path / "m.onnx", INPUT_HW), threads=1)
+    queries, normals = runtime.queries("ibug68")
+    width = INPUT_HW[1]
+    theta = landmark_prior(np.array([[width / 2 - 20, 40.0], [width / 2 + 20, 90.0]]), INPUT_HW)  # centred in x
+    image = smooth_image(*INPUT_HW, seed=3)
+    fit = fit_geometry(image.shape[:2], INPUT_HW)
+    flip = np.array([-1, 1, 1], np.float32)
+    mirrored_queries, mirrored_normals = queries * flip, normals * flip
+    plain = runtime.run_crop(image, fit, queries, normals, 0, theta)
+    averaged = runtime.run_crop(image, fit, queries, normals, 0, theta, mirror=True)
+    flipped = runtime.run_crop(image[:, ::-1], fit, mirrored_queries, mirrored_normals, 0, theta, mirror=True)
+    # The flipped image's run on the mirrored queries is the mirrored half of the average, in flipped pixels.
+    mirror_half = runtime.run_crop(image[:, ::-1], fit, mirrored_queries, mirrored_normals, 0, theta)
+    mirror_half_px = mirror_half["points_2d"] * [-1, 1] + [width, 0]
+    assert np.allclose(averaged["points_2d"], (plain["points_2d"] + mirror_half_px) / 2, atol=1e-3)
+    assert np.abs(plain["points_2d"] - mirror_half_px).max() > 0.01  # the two halves differ: a real average
+    assert np.allclose(flipped["points_2d"] * [-1, 1] + [width, 0], averaged["points_2d"], atol=1e-3)
+    assert np.allclose(flipped["visibility"], averaged["visibility"], atol=1e-5)
+    assert np.allclose(averaged["R"], plain["R"]) and np.allclose(averaged["K"], plain["K"])  # the direct run's
+    assert not runtime._canvases[(1, 3, *INPUT_HW)].any()  # black again
+    face = runtime.predict(image, prior_theta=theta, mirror=True)
+    assert np.allclose(fit.to_input(face.landmarks_2d), averaged["points_2d"], atol=1e-3)
 
 
 def test_search_modes(exported, monkeypatch):
@@ -189,10 +216,10 @@ def test_search_modes(exported, monkeypatch):
     searched_on = searched_on[1:]
     monkeypatch.setattr(session, "SURE_OVERLAP", 0.0)
     monkeypatch.setattr(session, "SURE_CONFIDENCE", 0.0)  # every start is sure
-    assert model.predict(image, search="always", refine=1).searched
+    assert model.predict(image, search="always", refine=1, mirror=False).searched
     assert batches == [first, 1]  # the search's first batch, then its refinement
     batches.clear()
-    assert not model.predict(image, search="never", refine=1).searched
+    assert not model.predict(image, search="never", refine=1, mirror=False).searched
     assert batches == [1, 1]
     # (confidence, overlap) thresholds -> batches: sure; unconfident (search at once, the full-frame run reused,
     # every tier in turn); confident but its refinement elsewhere (the refinement, then the search)
@@ -201,7 +228,7 @@ def test_search_modes(exported, monkeypatch):
         monkeypatch.setattr(session, "SURE_CONFIDENCE", sure)
         monkeypatch.setattr(session, "SURE_OVERLAP", overlap)
         batches.clear()
-        face = model.predict(image, search="auto", refine=1)
+        face = model.predict(image, search="auto", refine=1, mirror=False)
         assert batches == expected and face.searched == (len(expected) > 2), (sure, overlap)
     with pytest.raises(ValueError, match="search must be one of"):
         model.predict(image, search=True)
@@ -224,7 +251,7 @@ def test_refinements_stop_when_the_crop_is_steady(exported, monkeypatch):
     for steady, expected in ((0.0, [False, True]), (1.1, [False, True, True, True])):
         monkeypatch.setattr(session, "STEADY_CROP_OVERLAP", steady)  # 0: every crop is steady; 1.1: none is
         runs.clear()
-        model.predict(image, search="never", refine=3)
+        model.predict(image, search="never", refine=3, mirror=False)
         assert runs == expected, steady
     square = np.array([[0.5, 0, 0], [0, 0.5, 0]])
     assert session._crop_overlap(square, square) == pytest.approx(1.0)
@@ -358,7 +385,7 @@ def test_resize_mapping_upscaled_image(runtime):
 @pytest.mark.parametrize("hw", [(100, 150), (300, 100), (8, 8), (3000, 5000)])
 def test_camera_reprojects_landmarks(runtime, hw):
     image = np.zeros((*hw, 3), np.uint8) if max(hw) > 1000 else smooth_image(*hw)
-    face = runtime.predict(image)
+    face = runtime.predict(image, mirror=False)  # mirrored runs average the 2D points only (run_crop)
     projected = geometry.project_canonical(face.landmarks_3d, face.K, face.R, face.t)
     assert np.abs(projected - face.landmarks_2d).max() < 0.05
     assert face.K[0, 1] == 0 and face.K[0, 0] == face.K[1, 1]
@@ -496,9 +523,9 @@ class RecordingModel:
         self.crop_scale = model.crop_scale
         self.priors: list[np.ndarray | None] = []
 
-    def predict(self, image, layout="ibug68", semantics="canonical", prior_theta=None):  # noqa: ANN001, ANN201
+    def predict(self, image, layout="ibug68", semantics="canonical", prior_theta=None, mirror=False):  # noqa: ANN001, ANN201
         self.priors.append(prior_theta)
-        return self.model.predict(image, layout, semantics, prior_theta)
+        return self.model.predict(image, layout, semantics, prior_theta, mirror=mirror)
 
 
 def test_tracker_uses_previous_theta_and_resets(exported):
@@ -539,7 +566,7 @@ class NoisyModel:
                                K=geometry.intrinsics(800.0, 640, 480), R=geometry.pose_to_rotation(20, 5, -3),
                                t=np.array([2.0, -1.0, 60.0]), theta=np.eye(2, 3))
 
-    def predict(self, image, layout="ibug68", semantics="canonical", prior_theta=None):  # noqa: ANN001, ANN201
+    def predict(self, image, layout="ibug68", semantics="canonical", prior_theta=None, mirror=False):  # noqa: ANN001, ANN201
         b, noise = self.base, self.rng.normal
         K = b.K.copy()
         K[0, 0] = K[1, 1] = 800 + noise(0, 8)
@@ -584,7 +611,7 @@ def test_tracker_follows_a_moving_face_with_little_lag():
         noisy.append(points + rng.normal(0, 1.0, points.shape))
 
     class MovingModel(NoisyModel):
-        def predict(self, image, layout="ibug68", semantics="canonical", prior_theta=None):  # noqa: ANN001, ANN201
+        def predict(self, image, layout="ibug68", semantics="canonical", prior_theta=None, mirror=False):  # noqa: ANN001, ANN201
             return dataclasses.replace(self.base, landmarks_2d=noisy.pop(0))
 
     raw = np.stack(noisy)
@@ -629,3 +656,22 @@ def test_landmark_prior_is_the_training_crop_of_the_landmarks_box():
     side = 80 * DEFAULT_CROP_SCALE
     np.testing.assert_allclose(theta, [[side / 256, 0, 120 / 128 - 1], [0, side / 256, 100 / 128 - 1]])
 
+
+
+def test_tracker_follows_an_oscillating_face():
+    """A face swinging back and forth (bench.benchmark's warp: +-40 px across, +-20 px at twice the rate, over two
+    seconds): the motion filter's speed estimate keeps up with the reversals. With a 0.5 Hz speed estimate (the
+    earlier default) the track trailed by up to 9.6 px, and that lag alone was most of the benchmark's jitter on
+    the warped photos."""
+    frame = np.zeros((480, 640, 3), np.uint8)
+    base = NoisyModel().base.landmarks_2d
+    truth = [base + [40 * np.sin(2 * np.pi * k / 60), 20 * np.sin(4 * np.pi * k / 60)] for k in range(90)]
+    queue = list(truth)
+
+    class SwingingModel(NoisyModel):
+        def predict(self, image, layout="ibug68", semantics="canonical", prior_theta=None, mirror=False):  # noqa: ANN001, ANN201
+            return dataclasses.replace(self.base, landmarks_2d=queue.pop(0))
+
+    tracked = np.stack([r.landmarks_2d for r in FaceTracker(SwingingModel(), "ibug68", fps=30).track([frame] * 90)])
+    lag = np.linalg.norm((tracked - np.stack(truth))[30:].mean(1), axis=-1)
+    assert lag.max() < 6.0 and lag.mean() < 4.5

@@ -75,14 +75,17 @@ class Smoothing:
     """One Euro settings for the tracker, with time in seconds and motion in face sizes (module doc)."""
 
     # The shape's: tuned on simulated jitter of 0.5-3 % of the face size at 30 fps (3-5x less jitter on a still
-    # face). The motion's: chosen on clips rendered for tuning only (`training.synth sequence --seed 11`) and on
-    # warped stills of them: against one filter on every point, warped stills jitter 10-35% less and moving
-    # faces lag half as much (under a frame at 0.6 face sizes per second), for a little more shake when still.
+    # face). The motion's: chosen on clips rendered for tuning only (`training.synth sequence --seed 11`, static
+    # ones with --seed 12) and on stills under bench.benchmark's smooth warp (scikit-image's "camera" photo and
+    # three training renders, none of them benchmark images). Its speed estimate must follow the head within a
+    # few frames (rigid_d_cutoff): at 0.5 Hz the cutoff rose late and the filter's lag alone made 1.8% of the
+    # inter-ocular distance of "jitter" on the benchmark's warped astronaut, more than the network's own noise.
     min_cutoff: float = 0.3     # Hz: the cutoff for a still face
     beta: float = 2.0           # the cutoff rises by beta Hz per face size per second of motion
     d_cutoff: float = 0.5       # Hz, for the speed estimate
-    rigid_min_cutoff: float = 1.0   # Hz: the same for the 2D landmarks' similarity motion (module doc)
+    rigid_min_cutoff: float = 0.5   # Hz: the same for the 2D landmarks' similarity motion (module doc)
     rigid_beta: float = 5.0
+    rigid_d_cutoff: float = 4.0
 
 
 DEFAULT_FPS = 30.0   # when a clip does not say
@@ -93,10 +96,12 @@ class FaceTracker:
     """Runs a LandmarkModel over consecutive frames of one clip (same frame size throughout)."""
 
     def __init__(self, model: LandmarkModel, layout: str | Path | Layout = "ibug68", semantics: str = "canonical",
-                 smoothing: Smoothing | None = Smoothing(), fps: float | None = None) -> None:
+                 smoothing: Smoothing | None = Smoothing(), fps: float | None = None, mirror: bool = False) -> None:
         """`smoothing` None disables filtering; `fps` converts frame numbers to seconds for the filter (None or
-        0: DEFAULT_FPS)."""
+        0: DEFAULT_FPS); `mirror`: each frame's crop also runs mirrored, averaged (`LandmarkModel.predict`):
+        steadier landmarks on most clips (bench.benchmark's mirrored rows) at twice the time per frame."""
         self.model = model
+        self.mirror = mirror
         self.layout = layout
         self.semantics = semantics
         self.smoothing = smoothing
@@ -126,7 +131,7 @@ class FaceTracker:
             log.info("frame size changed from %s to %s: tracking restarts", self._frame_hw, frame_hw)
             self.reset()
         self._frame_hw = frame_hw
-        face = self.model.predict(frame_rgb, self.layout, self.semantics, prior_theta=self._theta)
+        face = self.model.predict(frame_rgb, self.layout, self.semantics, prior_theta=self._theta, mirror=self.mirror)
         if not face.found:
             # A lost face must not seed the next detection's crop, nor be averaged into it.
             self.reset()
@@ -170,7 +175,7 @@ class FaceTracker:
         motion = np.array([*(centre / self._units["px"]), np.log(scale / self._units["px"]),
                            np.arctan2(R[1, 0], R[0, 0])])
         if "motion" not in self._filters:  # the light filter; the shape takes the default one (`_filter`)
-            self._filters["motion"] = OneEuroFilter(s.rigid_min_cutoff, s.rigid_beta, s.d_cutoff)
+            self._filters["motion"] = OneEuroFilter(s.rigid_min_cutoff, s.rigid_beta, s.rigid_d_cutoff)
         motion = self._filters["motion"](motion, t)
         shape = self._shape = self._filter("shape_2d", shape, 1.0, t)
         cos, sin = np.cos(motion[3]), np.sin(motion[3])
