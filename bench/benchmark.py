@@ -49,6 +49,7 @@ PEERS = ("mediapipe", "dlib")
 LABELS = {"ours": "Ours", "ours_mirror": "Ours, mirrored runs (`predict(..., mirror=True)`)",
           "ours_track": "Ours + tracker (smoothing)", "ours_track_raw": "Ours + tracker (no smoothing)",
           "ours_track_mirror": "Ours + tracker (smoothing, `mirror=True`)",
+          "ours_track_clip": "Ours + tracker, whole clip smoothed without lag (`smooth_clip`, offline)",
           "mediapipe": "MediaPipe FaceLandmarker", "dlib": "dlib HOG + 68-pt predictor"}
 WARP_FRAMES = 60
 SPEED_FRAMES = 60
@@ -250,6 +251,7 @@ def run_ours(model: Any, frames: np.ndarray, semantics: str = "canonical", searc
 
 
 def run_tracker(model: Any, frames: np.ndarray, fps: float, smoothing: Any, mirror: bool = False) -> OursRun:
+    """The tracker over a clip; `run.faces` are its faces before smoothing (`FaceTracker.raw_face`)."""
     from core.runtime.tracker import FaceTracker
 
     tracker = FaceTracker(model, "ibug68", "canonical", smoothing=smoothing, fps=fps, mirror=mirror)
@@ -258,9 +260,18 @@ def run_tracker(model: Any, frames: np.ndarray, fps: float, smoothing: Any, mirr
         start = time.perf_counter()
         face = tracker.update(frame)
         run.ms.append(1000.0 * (time.perf_counter() - start))
+        run.faces.append(tracker.raw_face)
         if face.found:
             run.points[k] = face.landmarks_2d
     return run
+
+
+def clip_smoothed(run: OursRun, fps: float) -> np.ndarray:
+    """(T, 68, 2) points of `smooth_clip` over a tracker run's raw faces, NaN where no face."""
+    from core.runtime.tracker import smooth_clip
+
+    faces = smooth_clip(run.faces, [k / fps for k in range(len(run.faces))])
+    return stack_points([face.landmarks_2d if face.found else None for face in faces])
 
 
 def time_ours(model: Any, speed_frames: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
@@ -499,7 +510,8 @@ def benchmark(model_path: Path, limit: int | None, out_dir: Path) -> Path:
     stability: dict[str, dict[str, tuple[float, float, float]]] = {}  # clip -> method -> (jitter, detection, nme)
     for name, (frames, gt, fps) in clips.items():
         norm = metrics.inter_ocular_distance(gt)
-        runs = {"ours_track": run_tracker(model, frames, fps, Smoothing()).points,
+        tracked = run_tracker(model, frames, fps, Smoothing())
+        runs = {"ours_track": tracked.points, "ours_track_clip": clip_smoothed(tracked, fps),
                 "ours_track_raw": run_tracker(model, frames, fps, None).points,
                 "ours_track_mirror": run_tracker(model, frames, fps, Smoothing(), mirror=True).points}
         for m in PEERS:
@@ -510,7 +522,8 @@ def benchmark(model_path: Path, limit: int | None, out_dir: Path) -> Path:
             a = accuracy(p, gt)
             stability[name][k] = (masked_jitter(p, gt, norm), a["detection"], a["nme"])
     for name, (mats, frames) in warps.items():
-        runs = {"ours_track": run_tracker(model, frames, 30.0, Smoothing()).points,
+        tracked = run_tracker(model, frames, 30.0, Smoothing())
+        runs = {"ours_track": tracked.points, "ours_track_clip": clip_smoothed(tracked, 30.0),
                 "ours_track_raw": run_tracker(model, frames, 30.0, None).points,
                 "ours_track_mirror": run_tracker(model, frames, 30.0, Smoothing(), mirror=True).points}
         for m in PEERS:
@@ -640,7 +653,7 @@ def write_report(command: str, model: Any, synth: SynthSet, acc: dict, acc_commo
           "truth), over the inter-ocular distance (`training.metrics.jitter`, order 1; only frame pairs where both "
           "frames have a face). On the static clips the truth does not move, so this is pure shake; on the moving "
           "clips a lag also counts. Ours runs through `FaceTracker` (the crop around the previous frame's "
-          "landmarks as prior) with the default One Euro smoothing, without it, and with mirrored runs (each crop also run mirrored, the two averaged); MediaPipe in VIDEO mode; dlib per frame. *warp_* rows: the real photos "
+          "landmarks as prior) with the default One Euro smoothing, without it, with mirrored runs (each crop also run mirrored, the two averaged), and without smoothing while tracking but with the whole clip smoothed afterwards, forwards and backwards (`smooth_clip`: no lag, what the add-on writes; offline, so not like for like with MediaPipe's VIDEO mode); MediaPipe in VIDEO mode; dlib per frame. *warp_* rows: the real photos "
           f"animated by a known smooth warp ({WARP_FRAMES} frames, sinusoidal translation of +-6%/4% of the frame "
           "and scale 1 +- 5%, cv2.warpAffine); predictions are mapped back through the inverse warp, so a perfect "
           "detector scores 0, and each method is normalised by its own inter-ocular distance.", "",

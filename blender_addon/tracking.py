@@ -280,6 +280,7 @@ class TrackJob:
         self._frames = itertools.islice(frames, start - first_frame, None if end is None else end - first_frame + 1)
         self._next_frame = start
         self._rows = _Rows()
+        self._raw_faces: list = []  # the tracker's faces before smoothing, for the whole-range pass (results)
         self.finished = False
         self.cancelled = False
         self.started_at = time.perf_counter()
@@ -310,13 +311,13 @@ class TrackJob:
             if frame is None:
                 self.finished = True
                 break
-            self._add(self._next_frame, self.tracker.update(frame))
+            self._add(self._rows, self._next_frame, self.tracker.update(frame))
+            self._raw_faces.append(self.tracker.raw_face)
             self._next_frame += 1
         return self.finished
 
-    def _add(self, clip_frame: int, face) -> None:  # noqa: ANN001 - core.runtime.session.FaceResult
+    def _add(self, rows: _Rows, clip_frame: int, face) -> None:  # noqa: ANN001 - core.runtime.session.FaceResult
         n = len(self.names)
-        rows = self._rows
         rows.frames.append(clip_frame)
         rows.has_face.append(bool(face.found))
         rows.confidence.append(float(face.confidence))
@@ -338,7 +339,19 @@ class TrackJob:
         self.finished = True
 
     def results(self) -> TrackingResults:
+        """Every frame tracked so far. With smoothing on, the frames are smoothed again from the tracker's
+        unsmoothed faces, forwards and backwards over the whole range (`smooth_clip`): the tracker's own filter,
+        which has to run as the frames come, follows a moving head a little late; this does not."""
+        from core.runtime.tracker import smooth_clip
+
         rows = self._rows
+        smoothing = self.tracker.smoothing
+        if smoothing is not None and rows.frames:
+            faces = smooth_clip(self._raw_faces, [self.tracker.timestamp(k) for k in range(len(self._raw_faces))],
+                                smoothing)
+            rows = _Rows()
+            for clip_frame, face in zip(self._rows.frames, faces):
+                self._add(rows, clip_frame, face)
         n = len(self.names)
         if rows.frames:
             arrays = {"frames": np.asarray(rows.frames, np.int64), "has_face": np.asarray(rows.has_face, bool),

@@ -1,10 +1,11 @@
 """Landmarks for images, folders of images and videos: the command-line contract of ../shared/conventions.md.
 
     python -m core.predict INPUT [INPUT ...] [--layout ibug68] [--semantics NAME] [--model PATH] [--json OUT.json]
-                           [--overlay DIR] [--threshold 0.5] [--threads N] [--sequence] [--fps FPS]
+                           [--overlay DIR] [--threshold 0.5] [--threads N] [--sequence] [--fps FPS] [--mirror]
 
 INPUT is an image, a video file or a folder of images (each image on its own; with --sequence, a folder is one
-clip, tracked like a video). `--layout` is a built-in layout name or the path of a layout .json file.
+clip, tracked like a video). `--layout` is a built-in layout name or the path of a layout .json file. A clip is
+tracked frame to frame (`FaceTracker`) and then smoothed as a whole, forwards and backwards (`smooth_clip`).
 
 The JSON file (`--json -` writes to stdout) is a list with one entry per image
 
@@ -32,7 +33,7 @@ from core.layouts import Layout, LayoutError, load_layout
 from core.overlay import draw_landmarks
 from core.runtime.images import ImageReadError, is_image_path, read_image
 from core.runtime.session import FaceResult, LandmarkModel, ModelLoadError, ModelNotFoundError
-from core.runtime.tracker import FaceTracker
+from core.runtime.tracker import FaceTracker, smooth_clip
 from core.runtime.video import ImageSequence, VideoFile, VideoReadError, is_video_path, list_images
 
 log = logging.getLogger("core.predict")
@@ -133,15 +134,23 @@ class Runner:
                               mirror=self.mirror)
         entry: dict[str, Any] = {"path": str(path), "width": frames.width, "height": frames.height,
                                  "fps": frames.fps or self.fps, "frames": []}
-        found = 0
+        raw: list[FaceResult] = []
         try:
-            for index, frame in enumerate(frames):
-                face = tracker.update(frame)
-                found += face.found
-                entry["frames"].append({"frame": index, "faces": faces_json(face)})
-                self.overlay(f"{path.stem}_{index:06d}", frame, face, subdir=path.stem)
+            for frame in frames:
+                tracker.update(frame)
+                raw.append(tracker.raw_face)
         except ImageReadError as exc:
-            self.error(f"{path}: frame {len(entry['frames'])}: {exc}")
+            self.error(f"{path}: frame {len(raw)}: {exc}")
+        # The whole clip at hand: smoothed forwards and backwards, without the tracker's lag (smooth_clip).
+        faces = smooth_clip(raw, [tracker.timestamp(k) for k in range(len(raw))]) if raw else []
+        found = sum(face.found for face in faces)
+        entry["frames"] = [{"frame": index, "faces": faces_json(face)} for index, face in enumerate(faces)]
+        if self.overlay_dir is not None and faces:
+            try:  # a second read: the frames are not kept in memory
+                for index, frame in zip(range(len(faces)), opener()):
+                    self.overlay(f"{path.stem}_{index:06d}", frame, faces[index], subdir=path.stem)
+            except (VideoReadError, ImageReadError) as exc:
+                self.error(f"{path}: overlays: {exc}")
         self.entries.append(entry)
         count = len(entry["frames"])
         self.say(f"{path}: {frames.width}x{frames.height}, {count} frames at {entry['fps'] or '?'} fps, "

@@ -321,6 +321,26 @@ def test_modal_ticks_and_esc_keep_partial_results(addon, artefacts, timed) -> No
     job.cancel()
     assert job.step(1) and job.results().num_frames == 3
 
+    # Run to the end: the results are the whole range smoothed forwards and backwards from the tracker's
+    # unsmoothed faces (smooth_clip), not the tracker's causal output.
+    job = addon.tracking.TrackJob(artefacts.clip, settings)
+    while not job.step(4):
+        pass
+    tracker_module = importlib.import_module(type(job.tracker).__module__)  # the add-on's own copy of core
+    tracker = tracker_module.FaceTracker(job.model, job.layout, settings.semantics, smoothing=job.tracker.smoothing,
+                                         fps=job.fps or None)
+    raw = []
+    for frame in importlib.import_module(tracker_module.__name__.replace("tracker", "video")).open_frames(
+            artefacts.clip):
+        tracker.update(frame)
+        raw.append(tracker.raw_face)
+    expected = tracker_module.smooth_clip(raw, [tracker.timestamp(k) for k in range(len(raw))], tracker.smoothing)
+    got = job.results()
+    assert [face.found for face in expected] == got.has_face.tolist() and got.has_face.any()
+    assert np.allclose(got.landmarks_2d[got.has_face], np.stack([f.landmarks_2d for f in expected if f.found]))
+    causal = np.stack(job._rows.landmarks_2d)[got.has_face]
+    assert not np.allclose(got.landmarks_2d[got.has_face], causal, atol=1e-3)
+
 
 def _plain_operator(op_class):  # noqa: ANN001, ANN202
     """A plain-Python object with the operator's methods (Blender operators cannot be instantiated in Python)."""
