@@ -528,6 +528,26 @@ class RecordingModel:
         return self.model.predict(image, layout, semantics, prior_theta, mirror=mirror)
 
 
+def test_non_finite_points_are_no_face(exported, monkeypatch):
+    """A run whose points are not finite (a broken model) gives a face that is not found, so the tracker starts
+    again instead of filtering NaN into every later frame."""
+    model = LandmarkModel(exported[1], threshold=0.0)
+    original = model._run_graph
+
+    def broken(*args, direct):  # noqa: ANN001, ANN202
+        out = original(*args, direct=direct)
+        out["points_2d"] = np.full_like(out["points_2d"], np.nan)
+        return out
+
+    monkeypatch.setattr(model, "_run_graph", broken)
+    image = smooth_image(*INPUT_HW)
+    assert not model.predict(image).found
+    tracker = FaceTracker(model, "ibug68", fps=25)
+    assert not any(face.found for face in tracker.track([image] * 3))
+    monkeypatch.setattr(model, "_run_graph", original)
+    assert tracker.update(image).found and np.isfinite(tracker.update(image).landmarks_2d).all()
+
+
 def test_tracker_uses_previous_theta_and_resets(exported):
     model = LandmarkModel(exported[1], threshold=0.0)
     recorder = RecordingModel(model)

@@ -472,7 +472,8 @@ class LandmarkModel:
             R, t = out["R"].astype(np.float64), out["t"].astype(np.float64)
         else:
             visibility, landmarks_3d, K, R, t = np.ones(num_points), None, None, None, None
-        found = confidence >= self.threshold
+        # A face without finite points is no face: it would poison the tracker's filters and the crop after it.
+        found = confidence >= self.threshold and bool(np.isfinite(landmarks_2d).all())
         theta = self._landmark_crop(out)
         if theta is None:
             theta = out["theta_out"].astype(np.float64)
