@@ -4,7 +4,7 @@
 
 writes docs/benchmarks.md and PNGs under docs/benchmarks/. Sections (bench/README.md has the definitions):
   1. accuracy on the held-out synthetic test set (data/synth_test, iBUG-68), with CED plot, pose/focal/visibility;
-  2. real photographs (skimage's astronaut, matplotlib's grace_hopper): overlays and agreement between methods;
+  2. real photographs (skimage's astronaut and camera, matplotlib's grace_hopper): overlays and agreement between methods;
   3. temporal stability (jitter) on the synthetic clips and on the real stills under a known smooth warp;
   4. speed: ms per 640x480 and per 1280x720 frame, all methods in the same run, pinned to one CPU core.
 The peers run in their own environment (.venv-peers, scripts/setup_peers.sh) through bench/peers.py as a
@@ -59,6 +59,8 @@ SPEED_HD_HW = (720, 1280)  # footage as people shoot it: every method has more p
 # Speed is measured on both real photos under the smooth warp: the astronaut's face is small in the wide frame
 # (about 60 px of 640) beside a round, face-like mission patch; Grace Hopper's is a portrait's (about 100 px).
 SPEED_PHOTOS = ("astronaut", "grace_hopper")
+# Warped, these chose the tracker's motion filter (core.runtime.tracker.Smoothing): in the agreement table only.
+TUNING_PHOTOS = ("camera",)
 
 
 def speed_name(photo: str, hw: tuple[int, int]) -> str:
@@ -77,12 +79,15 @@ GL_TO_CV = np.diag([1.0, -1.0, -1.0])
 # --- inputs ---------------------------------------------------------------------------------------------------------
 
 def real_photos() -> dict[str, Path]:
-    """The public-domain portraits shipped inside scikit-image and matplotlib."""
+    """The public-domain and CC0 photos of people shipped inside scikit-image and matplotlib ("camera": CC0,
+    Lav Varshney; a grey profile, the eye behind a camera)."""
     import matplotlib
     import skimage
 
-    return {"astronaut": Path(skimage.__file__).parent / "data" / "astronaut.png",
-            "grace_hopper": Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg"}
+    data = Path(skimage.__file__).parent / "data"
+    return {"astronaut": data / "astronaut.png",
+            "grace_hopper": Path(matplotlib.get_data_path()) / "sample_data" / "grace_hopper.jpg",
+            "camera": data / "camera.png"}
 
 
 def read_rgb(path: Path) -> np.ndarray:
@@ -421,6 +426,8 @@ def benchmark(model_path: Path, limit: int | None, out_dir: Path) -> Path:
     photos = {name: read_rgb(p) for name, p in real_photos().items() if p.exists()}
     warps = {}
     for name, image in photos.items():
+        if name in TUNING_PHOTOS:
+            continue
         mats = warp_matrices(WARP_FRAMES, image.shape[:2], image.shape[:2])
         warps[name] = (mats, warp_clip(image, mats, image.shape[:2]))
     # Frames for the speed test, per photo (a synthetic image when the photos are missing).
@@ -653,7 +660,7 @@ def write_report(command: str, model: Any, synth: SynthSet, acc: dict, acc_commo
           "truth), over the inter-ocular distance (`training.metrics.jitter`, order 1; only frame pairs where both "
           "frames have a face). On the static clips the truth does not move, so this is pure shake; on the moving "
           "clips a lag also counts. Ours runs through `FaceTracker` (the crop around the previous frame's "
-          "landmarks as prior) with the default One Euro smoothing, without it, with mirrored runs (each crop also run mirrored, the two averaged), and without smoothing while tracking but with the whole clip smoothed afterwards, forwards and backwards (`smooth_clip`: no lag, what the add-on writes; offline, so not like for like with MediaPipe's VIDEO mode); MediaPipe in VIDEO mode; dlib per frame. *warp_* rows: the real photos "
+          "landmarks as prior) with the default One Euro smoothing, without it, with mirrored runs (each crop also run mirrored, the two averaged), and without smoothing while tracking but with the whole clip smoothed afterwards, forwards and backwards (`smooth_clip`: no lag, what the add-on writes; offline, so not like for like with MediaPipe's VIDEO mode); MediaPipe in VIDEO mode; dlib per frame. *warp_* rows: the real photos (but the camera photo, which helped choose the tracker's filter) "
           f"animated by a known smooth warp ({WARP_FRAMES} frames, sinusoidal translation of +-6%/4% of the frame "
           "and scale 1 +- 5%, cv2.warpAffine); predictions are mapped back through the inverse warp, so a perfect "
           "detector scores 0, and each method is normalised by its own inter-ocular distance.", "",
