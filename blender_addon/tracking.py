@@ -279,15 +279,18 @@ class TrackJob:
         frames: Iterator[np.ndarray] = iter(self.source)
         self._frames = itertools.islice(frames, start - first_frame, None if end is None else end - first_frame + 1)
         self._next_frame = start
-        self._rows = _Rows()
-        self._raw_faces: list = []  # the tracker's faces before smoothing, for the whole-range pass (results)
+        # One face per tracked frame: the tracker's own output, or with smoothing on its face before smoothing,
+        # for the pass over the whole range in `results` (kept once: a dense layout's faces are large).
+        self._clip_frames: list[int] = []
+        self._faces: list = []
+        self._found = 0
         self.finished = False
         self.cancelled = False
         self.started_at = time.perf_counter()
 
     @property
     def done(self) -> int:
-        return len(self._rows.frames)
+        return len(self._clip_frames)
 
     @property
     def progress(self) -> float:
@@ -311,8 +314,10 @@ class TrackJob:
             if frame is None:
                 self.finished = True
                 break
-            self._add(self._rows, self._next_frame, self.tracker.update(frame))
-            self._raw_faces.append(self.tracker.raw_face)
+            face = self.tracker.update(frame)
+            self._found += bool(face.found)
+            self._clip_frames.append(self._next_frame)
+            self._faces.append(self.tracker.raw_face if self.tracker.smoothing is not None else face)
             self._next_frame += 1
         return self.finished
 
@@ -344,14 +349,13 @@ class TrackJob:
         which has to run as the frames come, follows a moving head a little late; this does not."""
         from core.runtime.tracker import smooth_clip
 
-        rows = self._rows
         smoothing = self.tracker.smoothing
-        if smoothing is not None and rows.frames:
-            faces = smooth_clip(self._raw_faces, [self.tracker.timestamp(k) for k in range(len(self._raw_faces))],
-                                smoothing)
-            rows = _Rows()
-            for clip_frame, face in zip(self._rows.frames, faces):
-                self._add(rows, clip_frame, face)
+        faces = self._faces
+        if smoothing is not None and faces:
+            faces = smooth_clip(faces, [self.tracker.timestamp(k) for k in range(len(faces))], smoothing)
+        rows = _Rows()
+        for clip_frame, face in zip(self._clip_frames, faces):
+            self._add(rows, clip_frame, face)
         n = len(self.names)
         if rows.frames:
             arrays = {"frames": np.asarray(rows.frames, np.int64), "has_face": np.asarray(rows.has_face, bool),
@@ -369,7 +373,7 @@ class TrackJob:
         """One line for the status bar and the CLI."""
         elapsed = time.perf_counter() - self.started_at
         rate = self.done / elapsed if elapsed > 0 else 0.0
-        found = sum(self._rows.has_face)
+        found = self._found
         total = str(self.total) if self.total else "?"
         return strings.STATUS_TRACKING.format(done=self.done, total=total, found=found, rate=rate)
 

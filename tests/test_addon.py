@@ -329,17 +329,16 @@ def test_modal_ticks_and_esc_keep_partial_results(addon, artefacts, timed) -> No
     tracker_module = importlib.import_module(type(job.tracker).__module__)  # the add-on's own copy of core
     tracker = tracker_module.FaceTracker(job.model, job.layout, settings.semantics, smoothing=job.tracker.smoothing,
                                          fps=job.fps or None)
-    raw = []
+    raw, causal = [], []
     for frame in importlib.import_module(tracker_module.__name__.replace("tracker", "video")).open_frames(
             artefacts.clip):
-        tracker.update(frame)
+        causal.append(tracker.update(frame).landmarks_2d)
         raw.append(tracker.raw_face)
     expected = tracker_module.smooth_clip(raw, [tracker.timestamp(k) for k in range(len(raw))], tracker.smoothing)
     got = job.results()
     assert [face.found for face in expected] == got.has_face.tolist() and got.has_face.any()
     assert np.allclose(got.landmarks_2d[got.has_face], np.stack([f.landmarks_2d for f in expected if f.found]))
-    causal = np.stack(job._rows.landmarks_2d)[got.has_face]
-    assert not np.allclose(got.landmarks_2d[got.has_face], causal, atol=1e-3)
+    assert not np.allclose(got.landmarks_2d[got.has_face], np.stack(causal)[got.has_face], atol=1e-3)
 
 
 def _plain_operator(op_class):  # noqa: ANN001, ANN202
