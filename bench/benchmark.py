@@ -279,6 +279,16 @@ def clip_smoothed(run: OursRun, fps: float) -> np.ndarray:
     return stack_points([face.landmarks_2d if face.found else None for face in faces])
 
 
+def tracker_runs(model: Any, frames: np.ndarray, fps: float) -> dict[str, np.ndarray]:
+    """Our tracker's points (T, 68, 2) over a clip for each row of the stability table."""
+    from core.runtime.tracker import Smoothing
+
+    tracked = run_tracker(model, frames, fps, Smoothing())
+    return {"ours_track": tracked.points, "ours_track_clip": clip_smoothed(tracked, fps),
+            "ours_track_raw": run_tracker(model, frames, fps, None).points,
+            "ours_track_mirror": run_tracker(model, frames, fps, Smoothing(), mirror=True).points}
+
+
 def time_ours(model: Any, speed_frames: dict[str, np.ndarray]) -> dict[str, dict[str, float]]:
     """Per photo: median ms per frame of each of our modes after warm-up, pinned to one core, and the share of
     frames on which `predict` ran its search (`ours_searched`, from `FaceResult.searched`)."""
@@ -408,7 +418,6 @@ def num(x: float, digits: int = 2) -> str:
 
 def benchmark(model_path: Path, limit: int | None, out_dir: Path) -> Path:
     from core.runtime.session import LandmarkModel
-    from core.runtime.tracker import Smoothing
 
     command = "python -m bench.benchmark " + " ".join(shlex.quote(a) for a in sys.argv[1:])
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -517,10 +526,7 @@ def benchmark(model_path: Path, limit: int | None, out_dir: Path) -> Path:
     stability: dict[str, dict[str, tuple[float, float, float]]] = {}  # clip -> method -> (jitter, detection, nme)
     for name, (frames, gt, fps) in clips.items():
         norm = metrics.inter_ocular_distance(gt)
-        tracked = run_tracker(model, frames, fps, Smoothing())
-        runs = {"ours_track": tracked.points, "ours_track_clip": clip_smoothed(tracked, fps),
-                "ours_track_raw": run_tracker(model, frames, fps, None).points,
-                "ours_track_mirror": run_tracker(model, frames, fps, Smoothing(), mirror=True).points}
+        runs = tracker_runs(model, frames, fps)
         for m in PEERS:
             if peer_points(f"clip_{name}", m) is not None:
                 runs[m] = peer_points(f"clip_{name}", m)
@@ -529,10 +535,7 @@ def benchmark(model_path: Path, limit: int | None, out_dir: Path) -> Path:
             a = accuracy(p, gt)
             stability[name][k] = (masked_jitter(p, gt, norm), a["detection"], a["nme"])
     for name, (mats, frames) in warps.items():
-        tracked = run_tracker(model, frames, 30.0, Smoothing())
-        runs = {"ours_track": tracked.points, "ours_track_clip": clip_smoothed(tracked, 30.0),
-                "ours_track_raw": run_tracker(model, frames, 30.0, None).points,
-                "ours_track_mirror": run_tracker(model, frames, 30.0, Smoothing(), mirror=True).points}
+        runs = tracker_runs(model, frames, 30.0)
         for m in PEERS:
             if peer_points(f"warp_{name}", m) is not None:
                 runs[m] = peer_points(f"warp_{name}", m)

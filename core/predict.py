@@ -147,8 +147,8 @@ class Runner:
         entry["frames"] = [{"frame": index, "faces": faces_json(face)} for index, face in enumerate(faces)]
         if self.overlay_dir is not None and faces:
             try:  # a second read: the frames are not kept in memory
-                for index, frame in zip(range(len(faces)), opener()):
-                    self.overlay(f"{path.stem}_{index:06d}", frame, faces[index], subdir=path.stem)
+                for index, (face, frame) in enumerate(zip(faces, opener())):
+                    self.overlay(f"{path.stem}_{index:06d}", frame, face, subdir=path.stem)
             except (VideoReadError, ImageReadError) as exc:
                 self.error(f"{path}: overlays: {exc}")
         self.entries.append(entry)

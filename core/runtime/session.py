@@ -351,7 +351,7 @@ class LandmarkModel:
         outputs (points_3d, K, R, t) stay those of the direct run: the mirrored run's camera has a reflection in it.
         """
         flip = np.array([-1.0, 1.0, 1.0], np.float32)
-        mirrored_theta = np.ascontiguousarray(theta * np.array([[[-1.0, 1.0, 1.0]]], np.float32))
+        mirrored_theta = np.ascontiguousarray(theta * flip)  # the crop's x axis (theta's first column) reversed
         mirrored = self._run_graph(image, np.ascontiguousarray(queries * flip), np.ascontiguousarray(normals * flip),
                                    style_id, mirrored_theta, direct=True)
         out = dict(runs)

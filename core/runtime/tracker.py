@@ -20,6 +20,7 @@ footage resolution.
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -165,23 +166,16 @@ def smooth_clip(faces: Sequence[FaceResult], times: Sequence[float], smoothing: 
     if len(faces) != len(times):
         raise ValueError(f"{len(faces)} faces but {len(times)} times")
     out = list(faces)
-    found = [face.found for face in faces]
-    k = 0
-    while k < len(faces):
-        if not found[k]:
-            k += 1
+    for found, run in itertools.groupby(range(len(faces)), key=lambda i: faces[i].found):
+        if not found:
             continue
-        end = k
-        while end < len(faces) and found[end]:
-            end += 1
-        span = range(k, end)
+        span = list(run)
         smoother = FaceSmoother(smoothing)
         forward = [smoother(faces[i], float(times[i])) for i in span]
         smoother = FaceSmoother(smoothing)  # backwards: time runs the other way, still increasing for the filter
         backward = [smoother(faces[i], -float(times[i])) for i in reversed(span)][::-1]
         for i, a, b in zip(span, forward, backward):
             out[i] = _average(a, b)
-        k = end
     return out
 
 
