@@ -471,7 +471,10 @@ def test_onnx_export_matches_torch(tmp_path, overrides):
             expected["theta_out"] = expected["theta"]
             expected["confidence"] = torch.sigmoid(expected["face_logit"])
             feed = {"image": image.numpy(), "queries": queries.numpy(), "theta": prior.numpy(),
-                    "normals": normals.numpy(), "style_ids": styles.numpy(), "direct_crop": np.array(direct)}
+                    "normals": normals.numpy(), "style_ids": styles.numpy(), "direct_crop": np.array(direct),
+                    # a direct run's pixels, as the runtime samples them; unread without direct_crop
+                    "crop": stn.sample_crop(image, prior, model.crop_size).numpy() if direct
+                    else np.zeros((batch, 3, model.crop_size, model.crop_size), np.float32)}
             got = dict(zip(outputs, session.run(outputs, feed)))
             assert np.abs(got["points_2d"] - expected["points_2d"].numpy()).max() < 1e-3
             for name in outputs:

@@ -92,19 +92,47 @@ def test_export_parity_and_metadata(exported, runtime):
     assert path.stat().st_size < 30 * 2**20
 
 
-def test_export_computes_the_stn_only_without_direct_crop(exported):
+def test_export_computes_the_stn_and_the_crop_only_without_direct_crop(exported):
     import onnx
 
     graph = onnx.load(str(exported[1])).graph
-    (select,) = [n for n in graph.node if n.op_type == "If"]
-    assert select.input == ["direct_crop"] and list(select.output) == ["theta_out"]
-    branches = {a.name: a.g for a in select.attribute}
-    assert [n.op_type for n in branches["then_branch"].node] == ["Identity"]
-    # The STN (its convolutions and its view's sampling) lives in the else branch only; the detector's crop
-    # sampling and backbone stay in the main graph.
-    stn_ops = {n.op_type for n in branches["else_branch"].node}
-    assert {"Conv", "GridSample", "Softmax"} <= stn_ops
-    assert {"Conv", "GridSample"} <= {n.op_type for n in graph.node}
+    selects = {n.name: n for n in graph.node if n.op_type == "If"}
+    assert set(selects) == {"skip_stn_when_direct", "skip_crop_when_direct"}
+    assert list(selects["skip_stn_when_direct"].output) == ["theta_out"]
+    for select in selects.values():
+        assert select.input == ["direct_crop"]
+        branches = {a.name: a.g for a in select.attribute}
+        assert [n.op_type for n in branches["then_branch"].node] == ["Identity"]
+    # The STN (its convolutions and its view's sampling) and the detector's crop sampling live in else branches
+    # only: a direct run reads the crop's pixels from the `crop` input. The backbone stays in the main graph.
+    branches = {a.name: a.g for a in selects["skip_stn_when_direct"].attribute}
+    assert {"Conv", "GridSample", "Softmax"} <= {n.op_type for n in branches["else_branch"].node}
+    branches = {a.name: a.g for a in selects["skip_crop_when_direct"].attribute}
+    assert "GridSample" in {n.op_type for n in branches["else_branch"].node}
+    assert "Conv" in {n.op_type for n in graph.node} and "GridSample" not in {n.op_type for n in graph.node}
+    assert "crop" in [i.name for i in graph.input]
+
+
+def test_sample_crop_matches_the_models_sampling():
+    """The runtime's crop (OpenCV) is the model's (F.grid_sample): plain, rotated, partly outside the frame, and
+    from a part of a larger black canvas."""
+    from core.model.stn import sample_crop as torch_sample_crop
+    from core.runtime.images import sample_crop
+
+    image = smooth_image(96, 128, seed=5)
+    angle = np.radians(25)
+    rotation = np.array([[np.cos(angle), -np.sin(angle)], [np.sin(angle), np.cos(angle)]])
+    thetas = [np.array([[0.5, 0.0, 0.1], [0.0, 0.6, -0.2]]), np.hstack([0.4 * rotation, [[0.2], [0.1]]]),
+              np.array([[0.7, 0.0, 0.8], [0.0, 0.7, 0.5]])]
+    for theta in thetas:
+        reference = torch_sample_crop(torch.from_numpy(image.transpose(2, 0, 1)[None] / np.float32(255)),
+                                      torch.from_numpy(theta[None].astype(np.float32)), 32)[0].numpy()
+        assert np.abs(sample_crop(image, theta, 32) - reference).max() < 0.02  # OpenCV: 1/32 px positions
+        assert np.abs(sample_crop(image, theta, 32) - reference).mean() < 1e-3
+    canvas = np.zeros((96, 128, 3), np.uint8)
+    canvas[20:70, 30:100] = image[20:70, 30:100]
+    part = sample_crop(image[20:70, 30:100], thetas[0], 32, canvas_hw=(96, 128), corner=(30, 20))
+    assert np.allclose(part, sample_crop(canvas, thetas[0], 32), atol=1e-6)
 
 
 def test_direct_crop_uses_theta_as_the_crop(exported, runtime):
@@ -128,7 +156,7 @@ def test_direct_crop_uses_theta_as_the_crop(exported, runtime):
     calls = []
     original = runtime._run_graph
     try:
-        runtime._run_graph = lambda *args, direct: calls.append(direct) or original(*args, direct=direct)
+        runtime._run_graph = lambda *args, direct, **kw: calls.append(direct) or original(*args, direct=direct, **kw)
         runtime.predict(image, search="never", refine=2, mirror=False)
         runtime.predict(image, prior_theta=theta, mirror=False)
     finally:
@@ -162,7 +190,6 @@ def test_run_crop_reads_the_crop_at_the_image_resolution(tmp_path):
     assert np.abs(crop["points_2d"] - reduced["points_2d"][0]).max() > 0.01  # it did see finer pixels
     assert np.allclose(crop["K"][:2] * 2, whole["K"][0][:2], atol=1e-3)
     assert np.allclose(crop["R"], whole["R"][0], atol=1e-5)
-    assert not runtime._canvases[(1, 3, 2 * INPUT_HW[0], 2 * INPUT_HW[1])].any()  # black again
     face = runtime.predict(large, prior_theta=theta, mirror=False)
     assert np.allclose(face.landmarks_2d, crop["points_2d"] * 2, atol=1e-3)  # the original's px: 2x the input's
     # A rotated crop (e.g. an STN's) is read whole too.
@@ -196,7 +223,6 @@ def test_mirrored_runs_are_symmetric(tmp_path):
     assert np.allclose(flipped["points_2d"] * [-1, 1] + [width, 0], averaged["points_2d"], atol=1e-3)
     assert np.allclose(flipped["visibility"], averaged["visibility"], atol=1e-5)
     assert np.allclose(averaged["R"], plain["R"]) and np.allclose(averaged["K"], plain["K"])  # the direct run's
-    assert not runtime._canvases[(1, 3, *INPUT_HW)].any()  # black again
     face = runtime.predict(image, prior_theta=theta, mirror=True)
     assert np.allclose(fit.to_input(face.landmarks_2d), averaged["points_2d"], atol=1e-3)
 
@@ -206,8 +232,8 @@ def test_search_modes(exported, monkeypatch):
     model = LandmarkModel(exported[1], threshold=0.0)
     batches = []
     original = model._run_graph
-    monkeypatch.setattr(model, "_run_graph", lambda *args, direct: batches.append(len(args[4]))
-                        or original(*args, direct=direct))
+    monkeypatch.setattr(model, "_run_graph", lambda *args, direct, **kw: batches.append(len(args[4]))
+                        or original(*args, direct=direct, **kw))
     image = smooth_image(*INPUT_HW)
     first, *more = [len(batch) for batch in search_priors(INPUT_HW)]
     searched_on = [1]  # the first start's run is reused: the first batch runs its other crops
@@ -247,7 +273,7 @@ def test_refinements_stop_when_the_crop_is_steady(exported, monkeypatch):
     runs = []
     original = model._run_graph
     monkeypatch.setattr(model, "_run_graph",
-                        lambda *args, direct: runs.append(direct) or original(*args, direct=direct))
+                        lambda *args, direct, **kw: runs.append(direct) or original(*args, direct=direct, **kw))
     for steady, expected in ((0.0, [False, True]), (1.1, [False, True, True, True])):
         monkeypatch.setattr(session, "STEADY_CROP_OVERLAP", steady)  # 0: every crop is steady; 1.1: none is
         runs.clear()
@@ -534,8 +560,8 @@ def test_non_finite_points_are_no_face(exported, monkeypatch):
     model = LandmarkModel(exported[1], threshold=0.0)
     original = model._run_graph
 
-    def broken(*args, direct):  # noqa: ANN001, ANN202
-        out = original(*args, direct=direct)
+    def broken(*args, direct, **kw):  # noqa: ANN001, ANN202
+        out = original(*args, direct=direct, **kw)
         out["points_2d"] = np.full_like(out["points_2d"], np.nan)
         return out
 

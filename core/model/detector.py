@@ -102,13 +102,15 @@ class LandmarkDetector(nn.Module):
     def forward(self, image: torch.Tensor, queries: torch.Tensor, style_ids: torch.Tensor | None = None,
                 crop_theta: torch.Tensor | None = None, prior_theta: torch.Tensor | None = None,
                 normals: torch.Tensor | None = None, teacher_theta: torch.Tensor | None = None,
-                teacher_mask: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+                teacher_mask: torch.Tensor | None = None, teacher_crop: torch.Tensor | None = None
+                ) -> dict[str, torch.Tensor]:
         """See the module docstring. style_ids (B,) int (0 = canonical semantics); crop_theta (B, 2, 3) replaces
         the STN; prior_theta (B, 2, 3) is the previous frame's theta for the STN to refine; normals (N, 3) or
         (B, N, 3) canonical surface normals at the queries for the facing test.
         Training only: where teacher_mask (B,) bool is set, the detector sees teacher_theta's crop (e.g. the
         jittered ground-truth box) instead of the STN's, while the STN still runs; its passes are returned as
-        `stn_thetas` (B, iterations, 2, 3) for its losses."""
+        `stn_thetas` (B, iterations, 2, 3) for its losses. teacher_crop (B, 3, crop_size, crop_size): where
+        teacher_mask is set, these pixels are the crop (already sampled at teacher_theta; the export's `crop`)."""
         batch = image.shape[0]
         hw = image_size(image)
         cs = self.crop_size
@@ -126,6 +128,8 @@ class LandmarkDetector(nn.Module):
         if queries.dim() == 2:
             queries = queries.unsqueeze(0).expand(batch, -1, -1)
         crop = sample_crop(image, theta, cs)
+        if teacher_crop is not None and teacher_mask is not None:
+            crop = torch.where(teacher_mask.view(-1, 1, 1, 1), teacher_crop, crop)
         features = self.backbone(crop)
         pooled = features.mean((2, 3))
         out.update(theta=theta, crop=crop, face_logit=self.face_presence(pooled)[:, 0])
@@ -206,7 +210,8 @@ class _ExportWrapper(nn.Module):
         if self.model.config.stn:
             # direct_crop picks theta itself over the STN's crop: the training-time teacher switch.
             direct = kwargs.pop(DIRECT_CROP_INPUT).reshape(1).expand(theta.shape[0])
-            kwargs.update(prior_theta=theta, teacher_theta=theta, teacher_mask=direct)
+            kwargs.update(prior_theta=theta, teacher_theta=theta, teacher_mask=direct,
+                          teacher_crop=kwargs.pop(DIRECT_CROP_PIXELS_INPUT))
         else:
             kwargs["crop_theta"] = theta
         out = self.model(**kwargs)
@@ -217,9 +222,13 @@ class _ExportWrapper(nn.Module):
 
 # Graph input of a model with an STN: a bool scalar, true to use `theta` as the crop itself instead of the STN's
 # crop, as when refining or tracking from the crop around known landmarks: what the detector saw in training as
-# the jittered box crop (data.teacher_crops). The export moves the STN into an If on it (`_skip_stn_when_direct`),
+# the jittered box crop (data.teacher_crops). The export moves the STN into an If on it (`_branch_on_direct`),
 # so such a run does not compute the STN at all.
 DIRECT_CROP_INPUT = "direct_crop"
+# With direct_crop, the crop's pixels (B, 3, crop_size, crop_size) in [0, 1], sampled by the caller at theta (the
+# runtime samples them with OpenCV, a fraction of onnxruntime's GridSample time); `image` then only gives the frame
+# size. Without direct_crop it is not read (any values, e.g. zeros).
+DIRECT_CROP_PIXELS_INPUT = "crop"
 
 
 def onnx_io_names(config: ModelConfig) -> tuple[list[str], list[str]]:
@@ -227,7 +236,8 @@ def onnx_io_names(config: ModelConfig) -> tuple[list[str], list[str]]:
 
     Inputs: image (B, 3, H, W) float [0, 1], queries (N, 3), theta (B, 2, 3) (the STN's prior, e.g. the previous
     frame's theta or stn.full_frame_theta; without an STN, or with direct_crop, the crop), then normals (N, 3) for
-    a 3D head, style_ids (B,) int64 with semantic correction, and direct_crop () bool with an STN.
+    a 3D head, style_ids (B,) int64 with semantic correction, and with an STN direct_crop () bool and crop
+    (B, 3, crop_size, crop_size) (DIRECT_CROP_PIXELS_INPUT).
     Outputs: points_2d (B, N, 2), theta_out (B, 2, 3), confidence (B,) face presence in 0..1, then for a 3D head
     points_3d (B, N, 3), K, R, t and visibility (B, N).
     """
@@ -239,7 +249,7 @@ def onnx_io_names(config: ModelConfig) -> tuple[list[str], list[str]]:
     if config.semantic_correction:
         inputs.append("style_ids")
     if config.stn:
-        inputs.append(DIRECT_CROP_INPUT)
+        inputs += [DIRECT_CROP_INPUT, DIRECT_CROP_PIXELS_INPUT]
     return inputs, outputs
 
 
@@ -254,11 +264,13 @@ def export_onnx(model: LandmarkDetector, path: str | Path, image_hw: tuple[int, 
     h, w = image_hw
     examples = {"image": torch.rand(1, 3, h, w), "queries": torch.randn(68, 3) * 4,
                 "normals": F.normalize(torch.randn(68, 3), dim=-1),
-                "style_ids": torch.zeros(1, dtype=torch.long), DIRECT_CROP_INPUT: torch.tensor(False)}
+                "style_ids": torch.zeros(1, dtype=torch.long), DIRECT_CROP_INPUT: torch.tensor(False),
+                DIRECT_CROP_PIXELS_INPUT: torch.zeros(1, 3, model.crop_size, model.crop_size)}
     examples["theta"] = (full_frame_theta(1, image_hw) if model.config.stn
                          else theta_from_box(torch.tensor([[w * 0.2, h * 0.2, w * 0.8, h * 0.8]]), image_hw))
     dynamic = {"image": {0: "batch", 2: "height", 3: "width"}, "queries": {0: "num_queries"},
                "theta": {0: "batch"}, "normals": {0: "num_queries"}, "style_ids": {0: "batch"},
+               DIRECT_CROP_PIXELS_INPUT: {0: "batch"},
                "points_2d": {0: "batch", 1: "num_queries"}, "theta_out": {0: "batch"}, "confidence": {0: "batch"},
                "points_3d": {0: "batch", 1: "num_queries"}, "K": {0: "batch"}, "R": {0: "batch"}, "t": {0: "batch"},
                "visibility": {0: "batch", 1: "num_queries"}}
@@ -270,35 +282,47 @@ def export_onnx(model: LandmarkDetector, path: str | Path, image_hw: tuple[int, 
                           opset_version=opset, input_names=wrapper.inputs, output_names=wrapper.outputs,
                           dynamic_axes={k: v for k, v in dynamic.items() if k in wrapper.inputs + wrapper.outputs})
     if model.config.stn:
-        _skip_stn_when_direct(path)
+        _branch_on_direct(path)
     return path
 
 
-def _skip_stn_when_direct(path: Path) -> None:
-    """Rewrite the exported graph so that the STN runs only when `direct_crop` is false.
+def _branch_on_direct(path: Path) -> None:
+    """Rewrite the exported graph so that the STN and the crop's sampling run only when `direct_crop` is false.
 
-    The trace selects the crop with Where(direct_crop, theta, STN's theta), which computes the STN either way. The
-    nodes that only feed the STN's theta move into the else branch of an If on `direct_crop`; the detector stays in
-    the main graph, which onnxruntime optimises fully (the whole graph inside an If ran 5.4 ms per direct run
-    against 3.1 ms at the top level). On this CPU a direct run gets about a fifth faster, an STN run is unchanged.
+    The trace selects with Where(direct_crop, given, computed) twice: theta (the given crop or the STN's) and the
+    crop's pixels (the given `crop` or sampled at theta), which computes both either way. The nodes that only feed
+    a computed value move into the else branch of an If on `direct_crop`, the given value is the then branch; the
+    detector stays in the main graph, which onnxruntime optimises fully (the whole graph inside an If ran 5.4 ms
+    per direct run against 3.1 ms at the top level). A direct run then computes neither the STN nor a GridSample.
     """
     import onnx
-    from onnx import helper
 
     proto = onnx.load(str(path))
     graph = proto.graph
-    where = next(n for n in graph.node if "theta_out" in n.output)
-    if where.op_type != "Where" or where.input[1] != "theta":
-        raise RuntimeError(f"unexpected crop selection in the exported graph: {where.op_type}{list(where.input)}")
-    stn_theta = where.input[2]
+    for given, name in (("theta", "skip_stn_when_direct"), (DIRECT_CROP_PIXELS_INPUT, "skip_crop_when_direct")):
+        wheres = [n for n in graph.node if n.op_type == "Where" and n.input[1] == given]
+        if len(wheres) != 1:
+            raise RuntimeError(f"expected one selection of '{given}' in the exported graph, found {len(wheres)}")
+        _move_into_if(graph, wheres[0], name)
+    onnx.checker.check_model(proto)
+    onnx.save(proto, str(path))
+
+
+def _move_into_if(graph: Any, where: Any, name: str) -> None:
+    """Replace `where` (Where(mask, given, computed)) by If(direct_crop, given, computed), moving the nodes that
+    only feed `computed` into the else branch."""
+    import onnx
+    from onnx import helper
+
+    computed = where.input[2]
     producer = {out: node for node in graph.node for out in node.output}
     consumers: dict[str, list[Any]] = {}
     for node in graph.node:
-        for name in node.input:
-            consumers.setdefault(name, []).append(node)
-    # The STN's theta and its ancestors, less any node whose output is used elsewhere (repeated until stable).
+        for value in node.input:
+            consumers.setdefault(value, []).append(node)
+    # The computed value and its ancestors, less any node whose output is used elsewhere (repeated until stable).
     moved: dict[int, Any] = {}
-    stack = [stn_theta]
+    stack = [computed]
     while stack:
         node = producer.get(stack.pop())
         if node is not None and id(node) not in moved:
@@ -311,24 +335,23 @@ def _skip_stn_when_direct(path: Path) -> None:
         for key, node in list(moved.items()):
             used_outside = any(out in graph_outputs or any(id(c) not in moved and c is not where
                                                           for c in consumers.get(out, [])) for out in node.output)
-            if used_outside and stn_theta not in node.output:
+            if used_outside and computed not in node.output:
                 del moved[key]
                 changed = True
     moved_outputs = {out for node in moved.values() for out in node.output}
     kept = [n for n in graph.node if id(n) not in moved]
     if any(set(n.input) & moved_outputs for n in kept if n is not where):
-        raise RuntimeError("the STN's nodes could not be separated from the detector's")
+        raise RuntimeError(f"{name}: the nodes of {computed} could not be separated from the rest of the graph")
 
-    def branch(name: str, nodes: list[Any], value: str) -> Any:
-        out = f"{name}_theta"
-        return helper.make_graph(nodes + [helper.make_node("Identity", [value], [out])], name, [],
+    def branch(branch_name: str, nodes: list[Any], value: str) -> Any:
+        out = f"{branch_name}_out"
+        return helper.make_graph(nodes + [helper.make_node("Identity", [value], [out])], branch_name, [],
                                  [helper.make_tensor_value_info(out, onnx.TensorProto.FLOAT, None)])
 
-    select = helper.make_node("If", [DIRECT_CROP_INPUT], list(where.output), name="skip_stn_when_direct",
-                              then_branch=branch("direct", [], "theta"),
-                              else_branch=branch("stn", [n for n in graph.node if id(n) in moved], stn_theta))
+    select = helper.make_node("If", [DIRECT_CROP_INPUT], list(where.output), name=name,
+                              then_branch=branch(f"{name}_given", [], where.input[1]),
+                              else_branch=branch(f"{name}_computed", [n for n in graph.node if id(n) in moved],
+                                                 computed))
     nodes = [select if n is where else n for n in kept]
     del graph.node[:]
     graph.node.extend(nodes)
-    onnx.checker.check_model(proto)
-    onnx.save(proto, str(path))

@@ -190,3 +190,24 @@ def render_fit(image: np.ndarray, scale: float, offset: tuple[float, float], box
     out = cv2.warpAffine(source, M, (x1 - x0, y1 - y0), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT,
                          borderValue=0)
     return out[:, :, None] if out.ndim == 2 else out
+
+
+def sample_crop(pixels: np.ndarray, theta: np.ndarray, size: int, canvas_hw: tuple[int, int] | None = None,
+                corner: tuple[int, int] = (0, 0)) -> np.ndarray:
+    """(3, size, size) float32 in [0, 1]: the crop `theta` (2, 3) of a canvas, bilinear and black outside it, as
+    the model's own sampling (core.model.stn.sample_crop: F.grid_sample, align_corners=False, zero padding).
+
+    `pixels` (h, w, 3) uint8 is the canvas, or with `canvas_hw` the part of a black canvas of that size starting at
+    `corner` (x, y): theta's normalised coordinates are the whole canvas's.
+    """
+    H, W = pixels.shape[:2] if canvas_hw is None else canvas_hw
+    theta = np.asarray(theta, np.float64).reshape(2, 3)
+    # Crop pixel index j -> normalised u = (2 j + 1) / size - 1 -> theta -> canvas pixel index (W (x + 1) - 1) / 2,
+    # shifted to the part's corner: one affine map from crop indices to the part's indices, as warpAffine samples.
+    to_normalised = np.array([[2 / size, 0, 1 / size - 1], [0, 2 / size, 1 / size - 1], [0, 0, 1]])
+    to_part = np.array([[W / 2, 0, (W - 1) / 2 - corner[0]], [0, H / 2, (H - 1) / 2 - corner[1]], [0, 0, 1]])
+    M = (to_part @ np.vstack([theta, [0, 0, 1]]) @ to_normalised)[:2]
+    crop = cv2.warpAffine(pixels.astype(np.float32), M, (size, size), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+                          borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    crop = crop.reshape(size, size, -1).transpose(2, 0, 1)
+    return np.ascontiguousarray(crop, dtype=np.float32) * np.float32(1 / 255)

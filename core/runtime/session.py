@@ -21,7 +21,7 @@ import numpy as np
 
 from core.layouts import SEMANTICS, Layout, load_layout
 from core.paths import ASSETS_DIR
-from core.runtime.images import ImageFit, fit_geometry, render_fit, to_rgb_uint8
+from core.runtime.images import ImageFit, fit_geometry, render_fit, sample_crop, to_rgb_uint8
 
 log = logging.getLogger(__name__)
 
@@ -29,11 +29,12 @@ DEFAULT_MODEL_PATH = ASSETS_DIR / "models" / "default.onnx"
 DEFAULT_INPUT_HW = (256, 256)
 DEFAULT_THRESHOLD = 0.5
 PRODUCER = "infinite_landmarks"
-FORMAT_VERSION = 1  # training.export.METADATA_FORMAT_VERSION that this runtime reads
+FORMAT_VERSION = 2  # training.export.METADATA_FORMAT_VERSION that this runtime reads (2: the `crop` input)
 REQUIRED_INPUTS = ("image", "queries", "theta")
 REQUIRED_OUTPUTS = ("points_2d", "theta_out", "confidence")
 CAMERA_OUTPUTS = ("points_3d", "K", "R", "t", "visibility")
 DIRECT_CROP_INPUT = "direct_crop"  # core.model.detector.DIRECT_CROP_INPUT: theta is the crop, not the STN's
+DIRECT_CROP_PIXELS_INPUT = "crop"  # core.model.detector.DIRECT_CROP_PIXELS_INPUT: that crop's pixels, sampled here
 
 
 class ModelNotFoundError(FileNotFoundError):
@@ -200,7 +201,7 @@ class FaceResult:
 
 
 class LandmarkModel:
-    """An exported detector loaded in onnxruntime (CPU). One per thread: `run_crop` reuses its canvases."""
+    """An exported detector loaded in onnxruntime (CPU). One per thread: runs reuse their unread zero inputs."""
 
     def __init__(self, path: str | Path | None = None, threads: int | None = None,
                  threshold: float = DEFAULT_THRESHOLD, spin: bool = False, max_crop_zoom: int = MAX_CROP_ZOOM) -> None:
@@ -250,7 +251,8 @@ class LandmarkModel:
         self.semantics: dict[str, int] = json.loads(self.metadata["semantics"]) if "semantics" in self.metadata \
             else dict(SEMANTICS)
         self._queries: dict[tuple, tuple[np.ndarray, np.ndarray]] = {}
-        self._canvases: dict[tuple[int, ...], np.ndarray] = {}  # run_crop's, black between runs
+        self.crop_size = int(self.config.get("crop_size", 128))
+        self._zeros: dict[tuple[int, ...], np.ndarray] = {}  # unread inputs: run_crop's frame, run's crop pixels
 
     def __repr__(self) -> str:
         return f"LandmarkModel({str(self.path)!r}, input {self.input_hw[0]}x{self.input_hw[1]}, 3D head {self.has_3d})"
@@ -272,8 +274,14 @@ class LandmarkModel:
 
     @property
     def direct_crops(self) -> bool:
-        """Whether the graph can take a crop as is (instead of the STN's); older exports always use their STN's."""
-        return DIRECT_CROP_INPUT in self.input_names
+        """Whether the graph can take a crop as is, its pixels sampled here (`run_crop`); older exports run every
+        crop through their own sampling (`run(..., direct=True)`) or always use their STN's."""
+        return DIRECT_CROP_INPUT in self.input_names and DIRECT_CROP_PIXELS_INPUT in self.input_names
+
+    def _zeros_like(self, shape: tuple[int, ...]) -> np.ndarray:
+        if shape not in self._zeros:
+            self._zeros[shape] = np.zeros(shape, np.float32)
+        return self._zeros[shape]
 
     def run(self, model_input: np.ndarray, queries: np.ndarray, normals: np.ndarray, style_id: int = 0,
             prior_theta: np.ndarray | None = None, direct: bool = False) -> dict[str, np.ndarray]:
@@ -284,13 +292,22 @@ class LandmarkModel:
         image *= np.float32(1 / 255)
         theta = full_frame_theta(self.input_hw) if prior_theta is None else \
             np.asarray(prior_theta, np.float32).reshape(-1, 2, 3)
-        return self._run_graph(np.repeat(image, len(theta), axis=0), queries, normals, style_id, theta, direct=direct)
+        crop = None
+        if direct and DIRECT_CROP_PIXELS_INPUT in self.input_names:
+            crop = np.stack([sample_crop(model_input, t, self.crop_size) for t in theta])
+        return self._run_graph(np.repeat(image, len(theta), axis=0), queries, normals, style_id, theta, direct=direct,
+                               crop=crop)
 
     def _run_graph(self, image: np.ndarray, queries: np.ndarray, normals: np.ndarray, style_id: int,
-                   theta: np.ndarray, direct: bool) -> dict[str, np.ndarray]:
+                   theta: np.ndarray, direct: bool, crop: np.ndarray | None = None) -> dict[str, np.ndarray]:
+        """`crop`: the direct crops' pixels (B, 3, cs, cs) in [0, 1], for `direct_crops` graphs (None: the graph
+        samples them, or they are not read)."""
         batch = len(theta)
         feed = {"image": image, "queries": queries, "theta": theta, "normals": normals,
                 "style_ids": np.full(batch, style_id, np.int64), DIRECT_CROP_INPUT: np.array(bool(direct))}
+        if DIRECT_CROP_PIXELS_INPUT in self.input_names:
+            feed[DIRECT_CROP_PIXELS_INPUT] = crop if crop is not None else \
+                self._zeros_like((batch, 3, self.crop_size, self.crop_size))
         # Bound inputs are read in place; session.run copies each one first (~1 ms for run_crop's larger canvases).
         binding = self.session.io_binding()
         for name in self.input_names:
@@ -303,17 +320,17 @@ class LandmarkModel:
     def run_crop(self, image_rgb: np.ndarray, fit: ImageFit, queries: np.ndarray, normals: np.ndarray,
                  style_id: int, theta: np.ndarray, mirror: bool = False) -> dict[str, np.ndarray]:
         """One run on the crop `theta` (2, 3) (model-input space) as is, its pixels read from the original image
-        at `crop_zoom` times the input's resolution. The graph sees a canvas that is the model input at that
-        resolution, black but for the crop, so its camera (principal point at the canvas centre) is unchanged;
-        outputs are one row, in model-input space, as `run`'s.
+        at `crop_zoom` times the input's resolution: the part of a canvas (the model input at that resolution)
+        under the crop is rendered, and the crop sampled from it here (`sample_crop`). The graph's camera stays
+        that of the canvas (principal point at its centre); outputs are one row, in model-input space, as `run`'s.
 
         `mirror`: also run the crop mirrored and average the two runs' 2D points, visibility and confidence
         (`_mirrored_run`); twice the cost of one run."""
         H, W = self.input_hw
         if not self.direct_crops:
-            raise ValueError(f"{self.path} is an older export without the {DIRECT_CROP_INPUT} input: run it on "
-                             "the fitted image with run(..., direct=True)")
-        zoom = crop_zoom(theta, fit, int(self.config.get("crop_size", 128)), self.max_crop_zoom)
+            raise ValueError(f"{self.path} is an older export without the {DIRECT_CROP_PIXELS_INPUT} input: run "
+                             "it on the fitted image with run(..., direct=True), or re-export it")
+        zoom = crop_zoom(theta, fit, self.crop_size, self.max_crop_zoom)
         theta = np.asarray(theta, np.float32).reshape(1, 2, 3)
         # The box of the crop's corners (any affine crop) plus 2 px for the bilinear taps at its edge, in the canvas.
         corners = np.array([[-1, -1, 1], [1, -1, 1], [-1, 1, 1], [1, 1, 1]], np.float64) @ theta[0].T
@@ -322,17 +339,11 @@ class LandmarkModel:
         x1, y1 = np.clip(np.ceil(corners.max(0)).astype(int) + 2, 0, [W * zoom, H * zoom])
         pixels = render_fit(image_rgb, fit.scale * zoom, (fit.offset[0] * zoom, fit.offset[1] * zoom),
                             (int(x0), int(y0), int(x1), int(y1)))
-        shape = (1, 3, H * zoom, W * zoom)
-        if shape not in self._canvases:
-            self._canvases[shape] = np.zeros(shape, np.float32)
-        canvas = self._canvases[shape]
-        canvas[0, :, y0:y1, x0:x1] = pixels.transpose(2, 0, 1) * np.float32(1 / 255)
-        try:
-            runs = self._run_graph(canvas, queries, normals, style_id, theta, direct=True)
-            if mirror:
-                runs = self._mirrored_run(runs, canvas, queries, normals, style_id, theta)
-        finally:
-            canvas[0, :, y0:y1, x0:x1] = 0  # black again for the next crop
+        crop = sample_crop(pixels, theta[0], self.crop_size, canvas_hw=(H * zoom, W * zoom), corner=(x0, y0))[None]
+        canvas = self._zeros_like((1, 3, H * zoom, W * zoom))  # only its size is read (the frame's, for the camera)
+        runs = self._run_graph(canvas, queries, normals, style_id, theta, direct=True, crop=crop)
+        if mirror:
+            runs = self._mirrored_run(runs, canvas, queries, normals, style_id, theta, crop)
         out = {name: value[0] for name, value in runs.items()}
         out["points_2d"] = out["points_2d"] / zoom
         if "K" in out:
@@ -340,11 +351,13 @@ class LandmarkModel:
         return out
 
     def _mirrored_run(self, runs: dict[str, np.ndarray], image: np.ndarray, queries: np.ndarray,
-                      normals: np.ndarray, style_id: int, theta: np.ndarray) -> dict[str, np.ndarray]:
+                      normals: np.ndarray, style_id: int, theta: np.ndarray, crop: np.ndarray
+                      ) -> dict[str, np.ndarray]:
         """`runs` (a direct run on `theta`) averaged with a run on the same crop mirrored left to right.
 
-        The mirrored crop is theta with its x axis reversed. The graph sees a mirror image of the face, so it is
-        asked for the mirrored queries (canonical x -> -x; the canonical face is symmetric about x = 0): the
+        The mirrored crop is theta with its x axis reversed, its pixels `crop` (1, 3, cs, cs) flipped left to
+        right (the crop's pixel centres are symmetric about its middle). The graph sees a mirror image of the
+        face, so it is asked for the mirrored queries (canonical x -> -x; the canonical face is symmetric about x = 0): the
         mirror face's point at -x is the image of the face's point at x. Its points come back through theta, so
         they are already in this image's pixels. Averaging the two halves the network's left-right biases and
         some of its noise (warped real photos, raw tracking: jitter 1.79 -> 1.19% and 1.39 -> 0.92%). The 3D
@@ -353,7 +366,8 @@ class LandmarkModel:
         flip = np.array([-1.0, 1.0, 1.0], np.float32)
         mirrored_theta = np.ascontiguousarray(theta * flip)  # the crop's x axis (theta's first column) reversed
         mirrored = self._run_graph(image, np.ascontiguousarray(queries * flip), np.ascontiguousarray(normals * flip),
-                                   style_id, mirrored_theta, direct=True)
+                                   style_id, mirrored_theta, direct=True,
+                                   crop=np.ascontiguousarray(crop[..., ::-1]))
         out = dict(runs)
         for name in ("points_2d", "visibility", "confidence"):
             if name in runs:
