@@ -190,6 +190,7 @@ def test_run_crop_reads_the_crop_at_the_image_resolution(tmp_path):
     assert np.abs(crop["points_2d"] - reduced["points_2d"][0]).max() > 0.01  # it did see finer pixels
     assert np.allclose(crop["K"][:2] * 2, whole["K"][0][:2], atol=1e-3)
     assert np.allclose(crop["R"], whole["R"][0], atol=1e-5)
+    assert not runtime._zeros[(1, 3, 2 * INPUT_HW[0], 2 * INPUT_HW[1])].any()  # the frame size only, never written
     face = runtime.predict(large, prior_theta=theta, mirror=False)
     assert np.allclose(face.landmarks_2d, crop["points_2d"] * 2, atol=1e-3)  # the original's px: 2x the input's
     # A rotated crop (e.g. an STN's) is read whole too.

@@ -308,7 +308,7 @@ class LandmarkModel:
         if DIRECT_CROP_PIXELS_INPUT in self.input_names:
             feed[DIRECT_CROP_PIXELS_INPUT] = crop if crop is not None else \
                 self._zeros_like((batch, 3, self.crop_size, self.crop_size))
-        # Bound inputs are read in place; session.run copies each one first (~1 ms for run_crop's larger canvases).
+        # Bound inputs are read in place; session.run copies each one first (~1 ms for run_crop's zoomed frames).
         binding = self.session.io_binding()
         for name in self.input_names:
             binding.bind_cpu_input(name, np.ascontiguousarray(feed[name]))
@@ -357,11 +357,12 @@ class LandmarkModel:
 
         The mirrored crop is theta with its x axis reversed, its pixels `crop` (1, 3, cs, cs) flipped left to
         right (the crop's pixel centres are symmetric about its middle). The graph sees a mirror image of the
-        face, so it is asked for the mirrored queries (canonical x -> -x; the canonical face is symmetric about x = 0): the
-        mirror face's point at -x is the image of the face's point at x. Its points come back through theta, so
-        they are already in this image's pixels. Averaging the two halves the network's left-right biases and
-        some of its noise (warped real photos, raw tracking: jitter 1.79 -> 1.19% and 1.39 -> 0.92%). The 3D
-        outputs (points_3d, K, R, t) stay those of the direct run: the mirrored run's camera has a reflection in it.
+        face, so it is asked for the mirrored queries (canonical x -> -x; the canonical face is symmetric about
+        x = 0): the mirror face's point at -x is the image of the face's point at x. Its points come back
+        through theta, so they are already in this image's pixels. Averaging the two halves the network's
+        left-right biases and some of its noise (warped real photos, raw tracking: jitter 1.79 -> 1.19% and
+        1.39 -> 0.92%, measured with the graph's own crop sampling). The 3D outputs (points_3d, K, R, t) stay
+        those of the direct run: the mirrored run's camera has a reflection in it.
         """
         flip = np.array([-1.0, 1.0, 1.0], np.float32)
         mirrored_theta = np.ascontiguousarray(theta * flip)  # the crop's x axis (theta's first column) reversed
