@@ -29,6 +29,14 @@ def test_zoom_out_maps_points_and_keeps_a_cut_body_on_the_bottom_edge():
     assert (out[:20] == 0).all()
 
 
+def test_zoom_out_anywhere_places_a_cut_body_at_any_height():
+    image, part_id = scene()
+    heights = [compositing.zoom_out(image, part_id, np.zeros_like(image), np.random.default_rng(seed),
+                                    scale_range=(0.5, 0.5), anywhere=True)[1][1, 2] for seed in range(20)]
+    assert min(heights) >= 0 and max(heights) <= 96 * 0.5
+    assert min(heights) < 96 * 0.25  # some high in the frame, the cut shown
+
+
 def test_headless_removes_the_face_and_skips_close_ups():
     image, part_id = scene()
     background = np.zeros_like(image)

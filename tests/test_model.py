@@ -226,6 +226,61 @@ def test_stn_learns_to_find_a_bright_square():
     assert error < 0.3 * constant, (float(error), float(constant))
 
 
+def test_face_finder_replaces_the_first_pass_from_the_whole_frame_only():
+    """With a finder, the first pass from the whole frame is the finder's square crop, which the next pass
+    refines with the STN's weights; from a crop of the frame (tracking, a search start) the STN is unchanged."""
+    torch.manual_seed(0)
+    net = stn.SpatialTransformer(32, iterations=2, finder=True).eval()
+    randomise(net)
+    plain = stn.SpatialTransformer(32, iterations=2).eval()
+    plain.load_state_dict({k: v for k, v in net.state_dict().items() if not k.startswith("finder.")})
+    image = torch.rand(2, 3, FRAME, FRAME)
+    with torch.no_grad():
+        reduced = F.avg_pool2d(image, stn.supersample_factor(FRAME, 32), ceil_mode=True)
+        found = net.finder(reduced, (FRAME, FRAME))
+        assert torch.equal(found[:, 0, 1], torch.zeros(2)) and torch.allclose(found[:, 0, 0], found[:, 1, 1])
+        first, second = net.passes(image)
+        assert torch.allclose(first, found, atol=1e-6)
+        assert torch.allclose(second, plain.passes(image, found)[0], atol=1e-5)
+        crop = torch.tensor([[[0.5, 0.0, 0.2], [0.0, 0.5, -0.1]]]).expand(2, 2, 3)
+        assert torch.allclose(net(image, crop), plain(image, crop), atol=1e-6)
+
+
+def test_face_finder_learns_to_find_small_and_large_squares():
+    """The finder's detection losses teach it to frame a bright square of 8 to 48 px anywhere in a 96 px frame."""
+    torch.manual_seed(0)
+    finder = stn.FaceFinder(width=8)
+    opt = torch.optim.Adam(finder.parameters(), lr=3e-3)
+    g = torch.Generator().manual_seed(0)
+
+    def batch(n: int = 16) -> tuple[torch.Tensor, torch.Tensor]:
+        images = torch.rand(n, 3, FRAME, FRAME, generator=g) * 0.3
+        sides = torch.randint(8, 49, (n,), generator=g)
+        boxes = []
+        for i, side in enumerate(sides.tolist()):
+            x, y = torch.randint(0, FRAME - side + 1, (2,), generator=g).tolist()
+            images[i, :, y:y + side, x:x + side] = 1.0
+            boxes.append([x, y, x + side, y + side])
+        return images, stn.theta_from_box(torch.tensor(boxes, dtype=torch.float32), (FRAME, FRAME))
+
+    initial = None
+    for _ in range(150):
+        images, target = batch()
+        losses = stn.finder_losses(finder, images, (FRAME, FRAME), target)
+        initial = initial or {k: v.item() for k, v in losses.items()}
+        opt.zero_grad()
+        sum(losses.values()).backward()
+        opt.step()
+    images, target = batch(32)
+    with torch.no_grad():
+        theta = finder.eval()(images, (FRAME, FRAME))
+    centre_error = (theta[:, :, 2] - target[:, :, 2]).norm(dim=-1) / (2 * target[:, 0, 0])  # in crop sides
+    side_ratio = theta[:, 0, 0] / target[:, 0, 0]
+    assert float(centre_error.median()) < 0.25, centre_error
+    assert 0.67 < float(side_ratio.median()) < 1.5, side_ratio
+    assert losses["finder_map"].item() < 0.5 * initial["finder_map"]
+
+
 def test_teacher_crops_replace_the_stn_crop_for_the_detector_only():
     model = small_model("full", stn_iterations=2).eval()
     randomise(model.stn)
@@ -447,8 +502,9 @@ def test_variants_without_attention_or_with_affine_stn():
 
 @pytest.mark.parametrize("overrides", [{}, {"stn_iterations": 2, "refine_2d": True,
                                              "backbone_kwargs": {"output_stride": 16}},
-                                       {"stn_iterations": 2, "stn_wide_view": 64}],
-                         ids=["full", "default_model", "stn_wide_view"])
+                                       {"stn_iterations": 2, "stn_wide_view": 64},
+                                       {"stn_iterations": 2, "stn_finder": True}],
+                         ids=["full", "default_model", "stn_wide_view", "stn_finder"])
 def test_onnx_export_matches_torch(tmp_path, overrides):
     ort = pytest.importorskip("onnxruntime")
     model = small_model("full", **overrides).eval()

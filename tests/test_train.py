@@ -13,7 +13,7 @@ import yaml
 
 import dataset_fixtures as fx
 from core.layouts import SEMANTICS
-from core.model import MODEL_VARIANTS, stn
+from core.model import MODEL_VARIANTS, create_model, stn
 from training import train as train_mod
 from training.data import (MixSampler, RealDataset, SyntheticDataset, build_mix, collate, grow_box, make_dataset,
                            parse_spec, photometric)
@@ -379,3 +379,31 @@ def test_a_zero_step_run_adds_a_module_to_trained_weights(synth_root: Path, tmp_
     assert float(after["model"]["stn.wide_bias"]) == stn.WIDE_VIEW_BIAS
     for name, value in before.items():
         torch.testing.assert_close(after["model"][name], value, msg=name)
+
+
+# ---------------------------------------------------------------------------------------------- face finder
+
+def test_train_finder_trains_the_finder_alone_and_writes_a_whole_model(tmp_path, synth_root):
+    from training.evaluate import load_checkpoint
+    from training.train_finder import main as train_finder_main
+
+    model_config = {"variant": "full", "crop_size": 64, "stn_input": 32, "hidden": 64}
+    init = create_model(model_config)
+    torch.save({"model": init.state_dict(), "config": {"model": model_config, "data": {"crop_scale": 1.3}}},
+               tmp_path / "init.pt")
+    out = tmp_path / "finder"
+    assert train_finder_main(["--init", str(tmp_path / "init.pt"), "--out", str(out), "--data",
+                              f"synthetic:root={synth_root},limit=6,zoom_out=1.0,zoom_anywhere=0.5",
+                              "--draws", "2", "--steps", "3", "--batch-size", "4", "--val", "4",
+                              "--workers", "0", "--threads", "1"]) == 0
+    with np.load(out / "cache.npz") as cache:
+        assert cache["images"].shape == (12, 3, 64, 64) and cache["images"].dtype == np.uint8  # 256 px reduced by 4
+        assert cache["boxes"].shape == (12, 4)
+    trained = load_checkpoint(out / "last.pt")
+    assert trained.config.stn_finder
+    state, before = trained.state_dict(), init.state_dict()
+    assert all(torch.equal(state[k], v) for k, v in before.items())  # every other weight is the init's
+    assert state["stn.finder.head.2.weight"].abs().sum() > 0  # zero-initialised, so trained
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert rows[-1]["step"] == 2 and "val_found" in rows[-1] and "finder_map" in rows[-1]
+    assert json.loads((out / "config.json").read_text())["model"]["stn_finder"] is True

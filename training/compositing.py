@@ -40,17 +40,19 @@ ZOOM_RANGE = (0.35, 0.9)
 
 
 def zoom_out(image: np.ndarray, part_id: np.ndarray, background: np.ndarray, rng: np.random.Generator,
-             scale_range: tuple[float, float] = ZOOM_RANGE) -> tuple[np.ndarray, np.ndarray]:
+             scale_range: tuple[float, float] = ZOOM_RANGE, anywhere: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """The person shrunk by a log-uniform scale and placed on `background` (same size as `image`).
 
     Returns (image, A) with A (2, 3) the pixel map p_new = A[:, :2] @ p + A[:, 2] (apply it to 2D points, boxes
     and K). A person cut by the bottom of the render (a torso) stays on the bottom edge of the new frame, so the
-    cut is not visible; sideways the placement is random."""
+    cut is not visible; sideways the placement is random. `anywhere`: at a random height too, the cut shown (the
+    renders' torsos are short: bottom-anchored, small faces would all sit near the bottom of the frame, where a
+    face finder then learns to look; in photos a small face is as often high in the frame)."""
     h, w = image.shape[:2]
     s = math.exp(rng.uniform(math.log(scale_range[0]), math.log(scale_range[1])))
     alpha = person_alpha(part_id)
     ox = rng.uniform(0, w * (1 - s))
-    oy = h * (1 - s) if alpha[-1].max() > 0.5 else rng.uniform(0, h * (1 - s))
+    oy = h * (1 - s) if alpha[-1].max() > 0.5 and not anywhere else rng.uniform(0, h * (1 - s))
     A = np.array([[s, 0.0, ox], [0.0, s, oy]])
     small = cv2.warpAffine(image, A, (w, h), flags=cv2.INTER_AREA)
     small_alpha = cv2.warpAffine(alpha, A, (w, h), flags=cv2.INTER_LINEAR)

@@ -24,7 +24,8 @@ face-free background (BackgroundBank), or (share `headless`) by the sample's bod
 every landmark target is masked (is_face = 0). Scene augmentations (training.compositing): `zoom_out` shrinks
 the person onto a fresh background (down to `zoom_min` times its size; K follows), `distractors` pastes
 skin-toned blobs away from the face, `letterbox` shows a band of the image between black bars (a wide frame in
-the square model input).
+the square model input); `zoom_anywhere` is the share of shrunk persons placed at any height, not on the bottom
+edge (for the face finder, `training.train_finder`).
 
 Augmentation is photometric only (plus a jittered `crop_box`): a geometric warp would invalidate K, and a flip
 would swap the subject's left and right. Randomness of an item comes from its key: the sampler passes
@@ -56,7 +57,7 @@ DENSE_LAYOUT = "dense"
 # Options of a synthetic spec; a real dataset's spec takes weight, image_size, augment, limit and context, and
 # passes the rest to its reader (training.datasets).
 SYNTHETIC_OPTIONS = ("root", "style", "weight", "image_size", "queries", "negatives", "augment", "limit", "zoom_out",
-                     "zoom_min", "distractors", "headless", "letterbox")
+                     "zoom_min", "distractors", "headless", "letterbox", "zoom_anywhere")
 
 Key = int | tuple[int, int]
 
@@ -171,7 +172,7 @@ class SyntheticDataset(Dataset):
                  negatives: float = 0.05, augment: bool = True, image_size: int | None = None, seed: int = 0,
                  split: str = "all", val_fraction: float = 0.05, limit: int | None = None, zoom_out: float = 0.0,
                  distractors: float = 0.0, headless: float = 0.0, zoom_min: float = compositing.ZOOM_RANGE[0],
-                 letterbox: float = 0.0) -> None:
+                 letterbox: float = 0.0, zoom_anywhere: float = 0.0) -> None:
         self.root = Path(root)
         if not self.root.is_dir():
             raise FileNotFoundError(f"synthetic data folder {self.root} does not exist; make it with "
@@ -194,9 +195,11 @@ class SyntheticDataset(Dataset):
         self.seed = seed
         # Scene augmentations (training.compositing), with augment only: shares of faces shrunk onto a fresh
         # background (down to zoom_min times its size), of images given skin-toned distractors, of negatives made of
-        # the body without the face, and of images letterboxed as a wide frame is.
+        # the body without the face, and of images letterboxed as a wide frame is; of the shrunk persons placed at
+        # any height (compositing.zoom_out's `anywhere`).
         self.zoom_out = zoom_out
         self.zoom_min = zoom_min
+        self.zoom_anywhere = zoom_anywhere
         self.letterbox = letterbox
         self.distractors = distractors
         self.headless = headless
@@ -244,7 +247,8 @@ class SyntheticDataset(Dataset):
             image = face_free if face_free is not None else background_bank().sample(rng, w, h)
         elif part_id is not None and self.zoom_out and rng.random() < self.zoom_out:
             image, A = compositing.zoom_out(image, part_id, background_bank().sample(rng, w, h), rng,
-                                            scale_range=(self.zoom_min, compositing.ZOOM_RANGE[1]))
+                                            scale_range=(self.zoom_min, compositing.ZOOM_RANGE[1]),
+                                            anywhere=bool(self.zoom_anywhere) and rng.random() < self.zoom_anywhere)
             K, targets["targets_2d"], box = _moved(A, K, targets["targets_2d"], box)
         if self.augment and self.distractors and rng.random() < self.distractors:
             image = compositing.paste_distractors(image, rng, keep_out=None if negative else grow_box(box, 0.15))
@@ -442,7 +446,8 @@ def make_dataset(spec: str, image_size: int | None = 256, queries_per_image: int
                                 zoom_min=float(options.get("zoom_min", compositing.ZOOM_RANGE[0])),
                                 distractors=float(options.get("distractors", 0.0)),
                                 headless=float(options.get("headless", 0.0)),
-                                letterbox=float(options.get("letterbox", 0.0)), **common)
+                                letterbox=float(options.get("letterbox", 0.0)),
+                                zoom_anywhere=float(options.get("zoom_anywhere", 0.0)), **common)
     context = float(options.pop("context", 2.0))
     for key in ("queries", "negatives"):
         if options.pop(key, None) is not None:

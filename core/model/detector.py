@@ -49,6 +49,7 @@ class ModelConfig:
     stn_affine: bool = False
     stn_iterations: int = 1           # recurrent refinement passes of the STN (each looks at its last crop)
     stn_wide_view: int = 0            # the STN's first pass also looks at this many px (0: off; SpatialTransformer)
+    stn_finder: bool = False          # the STN's first pass from the whole frame is a FaceFinder's (stn.FaceFinder)
     head: str = "3d"                  # "3d" | "2d"
     refine_2d: bool = False           # 3D head: points_2d = projection + a 2D residual read from the feature map
     semantic_correction: bool = True
@@ -86,7 +87,8 @@ class LandmarkDetector(nn.Module):
         self.backbone = create_backbone(config.backbone, **config.backbone_kwargs)
         channels = self.backbone.out_channels
         self.stn = (SpatialTransformer(config.stn_input, config.stn_affine, iterations=config.stn_iterations,
-                                       wide_view=config.stn_wide_view) if config.stn else None)
+                                       wide_view=config.stn_wide_view, finder=config.stn_finder)
+                    if config.stn else None)
         out_dim = 3 if config.head == "3d" else 2
         self.decoder = QueryDecoder(channels, out_dim, config.fourier_bands, config.hidden, config.decoder_layers,
                                     config.attention, residual_2d=config.refine_2d and config.head == "3d")

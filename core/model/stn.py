@@ -200,6 +200,110 @@ def _conv_bn_relu(cin: int, cout: int) -> nn.Sequential:
     return nn.Sequential(nn.Conv2d(cin, cout, 3, 2, 1, bias=False), nn.BatchNorm2d(cout), nn.ReLU())
 
 
+def _conv_bn_relu_pair(cin: int, cout: int) -> nn.Sequential:
+    """A stride-2 conv then a stride-1 conv, both with batch norm and ReLU."""
+    return nn.Sequential(_conv_bn_relu(cin, cout), nn.Conv2d(cout, cout, 3, 1, 1, bias=False), nn.BatchNorm2d(cout),
+                         nn.ReLU())
+
+
+# The finder's crop side at initialisation, relative to the frame's longer side, and how far (in cells) its
+# per-cell centre offsets reach.
+FINDER_INIT_EXTENT = 0.5
+FINDER_OFFSET_CELLS = 1.0
+
+
+class FaceFinder(nn.Module):
+    """Finds the face in the whole frame: the STN's first pass from the full frame, when it has one.
+
+    The STN's own first pass looks at a 64 px view with 16 channels: a face under ~40 px of a 256 px frame is a few
+    pixels there, and it settles on something else (a round badge, a sleeve). The finder reads the frame reduced
+    once (128 px for a 256 px frame, the same pixels the STN's views are sampled from, so no extra sampling) with a
+    small feature pyramid (strides 8 to 32: a 10 px face and a frame-filling one both fill some cells' receptive
+    fields) and predicts, per stride-8 cell, a face score, the face centre's offset from the cell and the crop's
+    log side. The crop is the soft argmax of the scores, as in the STN's head; trained as a detector (a
+    cross-entropy on the map and L1 on the crop, `finder_losses`), its map peaks on one cell, so the soft argmax
+    reads that cell. The crop is axis-aligned: the STN's next pass turns it.
+    """
+
+    def __init__(self, width: int = 16) -> None:
+        super().__init__()
+        c = width
+        self.stride4 = nn.Sequential(_conv_bn_relu(3, c), _conv_bn_relu(c, 2 * c))
+        self.stride8 = _conv_bn_relu_pair(2 * c, 4 * c)
+        self.stride16 = _conv_bn_relu_pair(4 * c, 6 * c)
+        self.stride32 = _conv_bn_relu_pair(6 * c, 8 * c)
+        self.lateral16 = nn.Conv2d(8 * c, 6 * c, 1)
+        self.lateral8 = nn.Conv2d(6 * c, 4 * c, 1)
+        self.head = nn.Sequential(nn.Conv2d(4 * c, 2 * c, 3, 1, 1), nn.ReLU(), nn.Conv2d(2 * c, 4, 1))
+        nn.init.zeros_(self.head[-1].weight)
+        nn.init.zeros_(self.head[-1].bias)
+        with torch.no_grad():
+            self.head[-1].bias[3] = math.log(FINDER_INIT_EXTENT)
+
+    def maps(self, reduced: torch.Tensor
+             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The frame reduced (B, 3, h, w) in [0, 1] -> per stride-8 cell (n cells): (logits (B, n), face centres
+        (B, n, 2) and log sides (B, n) relative to the frame's longer side, the cells' own centres (n, 2) and
+        their size (2,)), positions in the frame's [-1, 1]."""
+        f8 = self.stride8(self.stride4(reduced - 0.5))
+        f16 = self.stride16(f8)
+        f32 = self.stride32(f16)
+        f16 = f16 + F.interpolate(self.lateral16(f32), size=f16.shape[-2:], mode="nearest")
+        f8 = f8 + F.interpolate(self.lateral8(f16), size=f8.shape[-2:], mode="nearest")
+        maps = self.head(f8)  # (B, 4, h, w): score, centre offset x, y (cells), log side
+        h, w = maps.shape[-2:]
+        u = (torch.arange(w, dtype=maps.dtype, device=maps.device) * 2 + 1) / w - 1
+        v = (torch.arange(h, dtype=maps.dtype, device=maps.device) * 2 + 1) / h - 1
+        gy, gx = torch.meshgrid(v, u, indexing="ij")
+        cells = torch.stack([gx.flatten(), gy.flatten()], dim=-1)  # (n, 2)
+        cell_size = torch.stack([torch.full_like(u[0], 2.0 / w), torch.full_like(v[0], 2.0 / h)])
+        offsets = FINDER_OFFSET_CELLS * torch.tanh(maps[:, 1:3].flatten(2).transpose(1, 2)) * cell_size
+        return maps[:, 0].flatten(1), cells + offsets, maps[:, 3].flatten(1), cells, cell_size
+
+    def forward(self, reduced: torch.Tensor, image_hw: ImageHW) -> torch.Tensor:
+        """theta (B, 2, 3) of the face's square crop in the frame whose reduced copy is `reduced`."""
+        return self.crop(self.maps(reduced), image_hw)
+
+    @staticmethod
+    def crop(maps: tuple[torch.Tensor, ...], image_hw: ImageHW) -> torch.Tensor:
+        """theta (B, 2, 3) of the crop that `maps` (FaceFinder.maps's) show, in a frame of `image_hw`."""
+        logits, centres, log_sides, cells, cell_size = maps
+        # The soft argmax over the peak cell and its neighbours only: with two faces in the frame (or a face and a
+        # face-like thing) a soft argmax over the whole map would land between them.
+        peak = cells[logits.argmax(-1)]  # (B, 2)
+        near = ((cells[None] - peak[:, None]).abs() < 1.5 * cell_size).all(-1)
+        logits = logits.masked_fill(~near, -1e4)
+        weights = torch.softmax(logits, dim=-1).unsqueeze(1)  # (B, 1, n)
+        centre = (weights @ centres).squeeze(1)
+        side = torch.exp((weights @ log_sides.unsqueeze(-1)).squeeze(-1).squeeze(-1))
+        wh = _size_wh(image_hw, logits)
+        diag = side[:, None] * torch.maximum(wh[0], wh[1]) / wh  # (B, 2)
+        zero = torch.zeros_like(side)
+        return torch.stack([torch.stack([diag[:, 0], zero, centre[:, 0]], -1),
+                            torch.stack([zero, diag[:, 1], centre[:, 1]], -1)], dim=-2)
+
+
+def finder_losses(finder: FaceFinder, reduced: torch.Tensor, image_hw: ImageHW, target: torch.Tensor,
+                  sigma_cells: float = 0.75) -> dict[str, torch.Tensor]:
+    """The finder's detection losses for faces whose crop (the box crop, `theta_from_box`) is `target` (B, 2, 3):
+    `finder_map`, the cross-entropy of its scores against a Gaussian of `sigma_cells` around the target centre's
+    cell; `finder_cells`, the L1 error of the centre (in cells) and log side predicted at those cells, weighted
+    alike; `finder_crop`, the L1 error of its crop (the soft argmax's) against the target."""
+    maps = finder.maps(reduced)
+    logits, centres, log_sides, cells, cell_size = maps
+    target_centre = target[:, :, 2]  # (B, 2) in [-1, 1]
+    target_log_side = log_crop_extent(target, image_hw)
+    distance = (cells[None] - target_centre[:, None]) / cell_size  # (B, n, 2) in cells
+    soft = torch.exp(-0.5 * (distance ** 2).sum(-1) / sigma_cells ** 2)
+    soft = soft / soft.sum(-1, keepdim=True).clamp(min=1e-12)
+    losses = {"finder_map": -(soft * torch.log_softmax(logits, -1)).sum(-1).mean()}
+    centre_error = ((centres - target_centre[:, None]) / cell_size).abs().sum(-1)
+    side_error = (log_sides - target_log_side[:, None]).abs()
+    losses["finder_cells"] = (soft * (centre_error + side_error)).sum(-1).mean()
+    losses["finder_crop"] = (finder.crop(maps, image_hw) - target).abs().sum((1, 2)).mean()
+    return losses
+
+
 def _soft_argmax(logits: torch.Tensor, cells: torch.Tensor, params: torch.Tensor
                  ) -> tuple[torch.Tensor, torch.Tensor]:
     """(centre (B, 2), parameters (B, P)): the cells' centres and parameters averaged by softmax(logits)."""
@@ -224,10 +328,13 @@ class SpatialTransformer(nn.Module):
     scale is divided by that. A gate picks the view whose map peaks higher, the wide one handicapped by a learnt
     bias (from WIDE_VIEW_BIAS), so that a large face keeps the coarse view's crop, whose cells see all of it. The
     wide view is used only when the prior is (nearly) the whole frame (WIDE_VIEW_MIN_EXTENT).
+
+    With `finder`, the first pass from (nearly) the whole frame is a `FaceFinder`'s crop instead (same threshold),
+    which the next passes refine as before; from any other prior (tracking, the search's crops) nothing changes.
     """
 
     def __init__(self, input_size: int = 64, affine: bool = False, width: int = 16, iterations: int = 1,
-                 wide_view: int = 0) -> None:
+                 wide_view: int = 0, finder: bool = False) -> None:
         super().__init__()
         if input_size % 16:
             raise ValueError(f"stn input size must be a multiple of 16, got {input_size}")
@@ -245,6 +352,7 @@ class SpatialTransformer(nn.Module):
         self.wide_bias = nn.Parameter(torch.tensor(WIDE_VIEW_BIAS)) if wide_view else None
         self.affine = affine
         self.iterations = iterations
+        self.finder = FaceFinder() if finder else None
         self.stride8 = nn.Sequential(_conv_bn_relu(3, width), _conv_bn_relu(width, 2 * width),
                                      _conv_bn_relu(2 * width, 4 * width))
         self.stride16 = _conv_bn_relu(4 * width, 8 * width)
@@ -270,7 +378,11 @@ class SpatialTransformer(nn.Module):
         thetas = []
         theta = prior
         for i in range(self.iterations):
-            theta = self._refine(reduced, theta, wide=i == 0 and self.wide_view > 0)
+            refined = self._refine(reduced, theta, wide=i == 0 and self.wide_view > 0)
+            if i == 0 and self.finder is not None:
+                whole_frame = log_crop_extent(prior, image_size(image)) > math.log(WIDE_VIEW_MIN_EXTENT)
+                refined = torch.where(whole_frame.view(-1, 1, 1), self.finder(reduced, image_size(image)), refined)
+            theta = refined
             thetas.append(theta)
         return thetas
 
