@@ -226,24 +226,29 @@ def test_stn_learns_to_find_a_bright_square():
     assert error < 0.3 * constant, (float(error), float(constant))
 
 
-def test_face_finder_replaces_the_first_pass_from_the_whole_frame_only():
-    """With a finder, the first pass from the whole frame is the finder's square crop, which the next pass
-    refines with the STN's weights; from a crop of the frame (tracking, a search start) the STN is unchanged."""
+def test_face_finder_crops_from_the_whole_frame_only():
+    """With a finder, the crop from the whole frame is the finder's square crop (every pass's, for the losses);
+    from a crop of the frame (tracking, a search start) the STN is unchanged; `find_face` (the export's) gives
+    the finder's crop for every row."""
     torch.manual_seed(0)
     net = stn.SpatialTransformer(32, iterations=2, finder=True).eval()
     randomise(net)
     plain = stn.SpatialTransformer(32, iterations=2).eval()
     plain.load_state_dict({k: v for k, v in net.state_dict().items() if not k.startswith("finder.")})
     image = torch.rand(2, 3, FRAME, FRAME)
+    crop = torch.tensor([[[0.5, 0.0, 0.2], [0.0, 0.5, -0.1]]]).expand(2, 2, 3)
     with torch.no_grad():
         reduced = F.avg_pool2d(image, stn.supersample_factor(FRAME, 32), ceil_mode=True)
         found = net.finder(reduced, (FRAME, FRAME))
         assert torch.equal(found[:, 0, 1], torch.zeros(2)) and torch.allclose(found[:, 0, 0], found[:, 1, 1])
-        first, second = net.passes(image)
-        assert torch.allclose(first, found, atol=1e-6)
-        assert torch.allclose(second, plain.passes(image, found)[0], atol=1e-5)
-        crop = torch.tensor([[[0.5, 0.0, 0.2], [0.0, 0.5, -0.1]]]).expand(2, 2, 3)
+        assert all(torch.allclose(theta, found, atol=1e-6) for theta in net.passes(image))
         assert torch.allclose(net(image, crop), plain(image, crop), atol=1e-6)
+        mixed = torch.cat([stn.full_frame_theta(1, (FRAME, FRAME)), crop[:1]])
+        out = net(image, mixed)
+        assert torch.allclose(out[0], found[0], atol=1e-6) and torch.allclose(out[1], plain(image, mixed)[1], atol=1e-6)
+        whole = stn.full_frame_theta(2, (FRAME, FRAME))
+        assert torch.allclose(net.passes(image, whole, find_face=torch.tensor(True))[-1], found, atol=1e-6)
+        assert torch.allclose(net.passes(image, whole, find_face=torch.tensor(False))[-1], found, atol=1e-6)
 
 
 def test_face_finder_learns_to_find_small_and_large_squares():
@@ -279,6 +284,27 @@ def test_face_finder_learns_to_find_small_and_large_squares():
     assert float(centre_error.median()) < 0.25, centre_error
     assert 0.67 < float(side_ratio.median()) < 1.5, side_ratio
     assert losses["finder_map"].item() < 0.5 * initial["finder_map"]
+
+
+def test_export_skips_the_stn_passes_when_finding_the_face(tmp_path):
+    """With a finder, the STN's passes sit in the else branch of an If on find_face, inside the If on direct_crop;
+    the finder is computed only when not direct (no finder convolution in the main graph)."""
+    import onnx
+
+    model = small_model("full", stn_iterations=2, stn_finder=True).eval()
+    graph = onnx.load(str(export_onnx(model, tmp_path / "finder.onnx", (FRAME, FRAME)))).graph
+    assert "find_face" in [i.name for i in graph.input]
+    main_convs = sum(n.op_type == "Conv" for n in graph.node)
+    assert main_convs == sum(n.op_type == "Conv" for n in onnx.load(str(export_onnx(
+        small_model("full", stn_iterations=2), tmp_path / "plain.onnx", (FRAME, FRAME)))).graph.node)
+    direct = next(n for n in graph.node if n.name == "skip_stn_when_direct")
+    stn_branch = next(a.g for a in direct.attribute if a.name == "else_branch")
+    finding = next(n for n in stn_branch.node if n.name == "skip_stn_when_finding")
+    assert list(finding.input) == ["find_face"]
+    branches = {a.name: a.g for a in finding.attribute}
+    assert [n.op_type for n in branches["then_branch"].node] == ["Identity"]
+    assert {"Conv", "GridSample"} <= {n.op_type for n in branches["else_branch"].node}  # the STN's passes
+    assert "Conv" in {n.op_type for n in stn_branch.node}  # the finder, before the If on find_face
 
 
 def test_teacher_crops_replace_the_stn_crop_for_the_detector_only():
@@ -530,7 +556,10 @@ def test_onnx_export_matches_torch(tmp_path, overrides):
                     "normals": normals.numpy(), "style_ids": styles.numpy(), "direct_crop": np.array(direct),
                     # a direct run's pixels, as the runtime samples them; unread without direct_crop
                     "crop": stn.sample_crop(image, prior, model.crop_size).numpy() if direct
-                    else np.zeros((batch, 3, model.crop_size, model.crop_size), np.float32)}
+                    else np.zeros((batch, 3, model.crop_size, model.crop_size), np.float32),
+                    # with a finder: every row starts from the whole frame (here the one-row batches)
+                    "find_face": np.array(not direct and batch == 1)}
+            feed = {k: v for k, v in feed.items() if k in inputs}
             got = dict(zip(outputs, session.run(outputs, feed)))
             assert np.abs(got["points_2d"] - expected["points_2d"].numpy()).max() < 1e-3
             for name in outputs:

@@ -35,13 +35,13 @@ import torch.nn.functional as F
 
 from core.layouts import SEMANTICS
 from core.model import MODEL_VARIANTS, LandmarkDetector, ModelConfig, create_model, export_onnx
-from core.model.detector import DIRECT_CROP_INPUT, DIRECT_CROP_PIXELS_INPUT, onnx_io_names
+from core.model.detector import DIRECT_CROP_INPUT, DIRECT_CROP_PIXELS_INPUT, FIND_FACE_INPUT, onnx_io_names
 from core.model.stn import full_frame_theta, sample_crop, theta_from_box
 
 log = logging.getLogger(__name__)
 
 PRODUCER = "infinite_landmarks"
-METADATA_FORMAT_VERSION = 2  # 2: direct runs take their crop's pixels (graph input `crop`)
+METADATA_FORMAT_VERSION = 3  # 2: direct runs take their crop's pixels (graph input `crop`); 3: `find_face`
 DEFAULT_IMAGE_SIZE = (256, 256)
 MAX_ONNX_MB = 30.0
 # px: float32 rounding of a trained model reaches ~2e-2 px on 2000 queries; anything visible is >0.1
@@ -176,7 +176,9 @@ def parity(model: LandmarkDetector, path: str | Path, image_hw: tuple[int, int] 
                     "normals": F.normalize(torch.randn(n, 3, generator=g), dim=-1),
                     "style_ids": torch.zeros(1, dtype=torch.long),
                     "theta": box_theta if direct else full_frame_theta(1, image_hw),
-                    DIRECT_CROP_INPUT: torch.tensor(direct)}
+                    DIRECT_CROP_INPUT: torch.tensor(direct),
+                    # The STN's run from the whole frame is the runtime's first run on an image: finding the face.
+                    FIND_FACE_INPUT: torch.tensor(not direct)}
             # The crop's pixels, as the runtime passes them: sampled at theta for a direct run, unread otherwise.
             feed[DIRECT_CROP_PIXELS_INPUT] = (sample_crop(feed["image"], feed["theta"], model.crop_size) if direct
                                               else torch.zeros(1, 3, model.crop_size, model.crop_size))

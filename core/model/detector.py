@@ -104,15 +104,16 @@ class LandmarkDetector(nn.Module):
     def forward(self, image: torch.Tensor, queries: torch.Tensor, style_ids: torch.Tensor | None = None,
                 crop_theta: torch.Tensor | None = None, prior_theta: torch.Tensor | None = None,
                 normals: torch.Tensor | None = None, teacher_theta: torch.Tensor | None = None,
-                teacher_mask: torch.Tensor | None = None, teacher_crop: torch.Tensor | None = None
-                ) -> dict[str, torch.Tensor]:
+                teacher_mask: torch.Tensor | None = None, teacher_crop: torch.Tensor | None = None,
+                find_face: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """See the module docstring. style_ids (B,) int (0 = canonical semantics); crop_theta (B, 2, 3) replaces
         the STN; prior_theta (B, 2, 3) is the previous frame's theta for the STN to refine; normals (N, 3) or
         (B, N, 3) canonical surface normals at the queries for the facing test.
         Training only: where teacher_mask (B,) bool is set, the detector sees teacher_theta's crop (e.g. the
         jittered ground-truth box) instead of the STN's, while the STN still runs; its passes are returned as
         `stn_thetas` (B, iterations, 2, 3) for its losses. teacher_crop (B, 3, crop_size, crop_size): where
-        teacher_mask is set, these pixels are the crop (already sampled at teacher_theta; the export's `crop`)."""
+        teacher_mask is set, these pixels are the crop (already sampled at teacher_theta; the export's `crop`).
+        find_face: the STN's (SpatialTransformer.passes), for the export."""
         batch = image.shape[0]
         hw = image_size(image)
         cs = self.crop_size
@@ -120,7 +121,7 @@ class LandmarkDetector(nn.Module):
         if crop_theta is not None:
             theta = crop_theta
         elif self.stn is not None:
-            stn_thetas = self.stn.passes(image, prior_theta)
+            stn_thetas = self.stn.passes(image, prior_theta, find_face)
             out["stn_thetas"] = torch.stack(stn_thetas, dim=1)
             theta = stn_thetas[-1]
             if teacher_theta is not None and teacher_mask is not None:
@@ -214,6 +215,8 @@ class _ExportWrapper(nn.Module):
             direct = kwargs.pop(DIRECT_CROP_INPUT).reshape(1).expand(theta.shape[0])
             kwargs.update(prior_theta=theta, teacher_theta=theta, teacher_mask=direct,
                           teacher_crop=kwargs.pop(DIRECT_CROP_PIXELS_INPUT))
+            if self.model.config.stn_finder:
+                kwargs["find_face"] = kwargs.pop(FIND_FACE_INPUT)
         else:
             kwargs["crop_theta"] = theta
         out = self.model(**kwargs)
@@ -231,6 +234,10 @@ DIRECT_CROP_INPUT = "direct_crop"
 # runtime samples them with OpenCV, a fraction of onnxruntime's GridSample time); `image` then only gives the frame
 # size. Without direct_crop it is not read (any values, e.g. zeros).
 DIRECT_CROP_PIXELS_INPUT = "crop"
+# Graph input of a model with a face finder: a bool scalar, true when every row's `theta` is the whole frame (the
+# first run on an image), so the crop is the finder's and the STN's passes are skipped (an If on it,
+# `_branch_on_find_face`); false otherwise (each row still gets the finder's crop if its theta is the whole frame).
+FIND_FACE_INPUT = "find_face"
 
 
 def onnx_io_names(config: ModelConfig) -> tuple[list[str], list[str]]:
@@ -238,8 +245,9 @@ def onnx_io_names(config: ModelConfig) -> tuple[list[str], list[str]]:
 
     Inputs: image (B, 3, H, W) float [0, 1], queries (N, 3), theta (B, 2, 3) (the STN's prior, e.g. the previous
     frame's theta or stn.full_frame_theta; without an STN, or with direct_crop, the crop), then normals (N, 3) for
-    a 3D head, style_ids (B,) int64 with semantic correction, and with an STN direct_crop () bool and crop
-    (B, 3, crop_size, crop_size) (DIRECT_CROP_PIXELS_INPUT).
+    a 3D head, style_ids (B,) int64 with semantic correction, with an STN direct_crop () bool and crop
+    (B, 3, crop_size, crop_size) (DIRECT_CROP_PIXELS_INPUT), and with a face finder find_face () bool
+    (FIND_FACE_INPUT).
     Outputs: points_2d (B, N, 2), theta_out (B, 2, 3), confidence (B,) face presence in 0..1, then for a 3D head
     points_3d (B, N, 3), K, R, t and visibility (B, N).
     """
@@ -252,6 +260,8 @@ def onnx_io_names(config: ModelConfig) -> tuple[list[str], list[str]]:
         inputs.append("style_ids")
     if config.stn:
         inputs += [DIRECT_CROP_INPUT, DIRECT_CROP_PIXELS_INPUT]
+        if config.stn_finder:
+            inputs.append(FIND_FACE_INPUT)
     return inputs, outputs
 
 
@@ -267,7 +277,8 @@ def export_onnx(model: LandmarkDetector, path: str | Path, image_hw: tuple[int, 
     examples = {"image": torch.rand(1, 3, h, w), "queries": torch.randn(68, 3) * 4,
                 "normals": F.normalize(torch.randn(68, 3), dim=-1),
                 "style_ids": torch.zeros(1, dtype=torch.long), DIRECT_CROP_INPUT: torch.tensor(False),
-                DIRECT_CROP_PIXELS_INPUT: torch.zeros(1, 3, model.crop_size, model.crop_size)}
+                DIRECT_CROP_PIXELS_INPUT: torch.zeros(1, 3, model.crop_size, model.crop_size),
+                FIND_FACE_INPUT: torch.tensor(False)}
     examples["theta"] = (full_frame_theta(1, image_hw) if model.config.stn
                          else theta_from_box(torch.tensor([[w * 0.2, h * 0.2, w * 0.8, h * 0.8]]), image_hw))
     dynamic = {"image": {0: "batch", 2: "height", 3: "width"}, "queries": {0: "num_queries"},
@@ -288,6 +299,22 @@ def export_onnx(model: LandmarkDetector, path: str | Path, image_hw: tuple[int, 
     return path
 
 
+def _branch_on_find_face(graph: Any) -> None:
+    """Move the STN's passes into the else branch of an If on `find_face` (see FIND_FACE_INPUT): the trace
+    selects the finder's crop over the passes' with Where(find_face, found, passes), which computes both."""
+    producer = {out: node for node in graph.node for out in node.output}
+
+    def reads_find_face(value: str, depth: int = 3) -> bool:
+        node = producer.get(value)
+        return value == FIND_FACE_INPUT or (node is not None and depth > 0
+                                            and any(reads_find_face(v, depth - 1) for v in node.input))
+
+    wheres = [n for n in graph.node if n.op_type == "Where" and reads_find_face(n.input[0])]
+    if len(wheres) != 1:
+        raise RuntimeError(f"expected one selection on '{FIND_FACE_INPUT}' in the exported graph, found {len(wheres)}")
+    _move_into_if(graph, wheres[0], "skip_stn_when_finding", FIND_FACE_INPUT)
+
+
 def _branch_on_direct(path: Path) -> None:
     """Rewrite the exported graph so that the STN and the crop's sampling run only when `direct_crop` is false.
 
@@ -301,18 +328,30 @@ def _branch_on_direct(path: Path) -> None:
 
     proto = onnx.load(str(path))
     graph = proto.graph
+    if FIND_FACE_INPUT in {i.name for i in graph.input}:
+        _branch_on_find_face(graph)  # first: its If then moves, with the rest of the STN, into the direct If
     for given, name in (("theta", "skip_stn_when_direct"), (DIRECT_CROP_PIXELS_INPUT, "skip_crop_when_direct")):
         wheres = [n for n in graph.node if n.op_type == "Where" and n.input[1] == given]
         if len(wheres) != 1:
             raise RuntimeError(f"expected one selection of '{given}' in the exported graph, found {len(wheres)}")
-        _move_into_if(graph, wheres[0], name)
+        _move_into_if(graph, wheres[0], name, DIRECT_CROP_INPUT)
     onnx.checker.check_model(proto)
     onnx.save(proto, str(path))
 
 
-def _move_into_if(graph: Any, where: Any, name: str) -> None:
-    """Replace `where` (Where(mask, given, computed)) by If(direct_crop, given, computed), moving the nodes that
-    only feed `computed` into the else branch."""
+def _reads(node: Any) -> set[str]:
+    """The values a node reads: its inputs, and for an If the outer values its branches use."""
+    values = set(node.input)
+    for attribute in node.attribute:
+        if attribute.g.node:
+            inner = {out for n in attribute.g.node for out in n.output}
+            values |= {v for n in attribute.g.node for v in _reads(n)} - inner
+    return values - {""}
+
+
+def _move_into_if(graph: Any, where: Any, name: str, condition: str) -> None:
+    """Replace `where` (Where(mask, given, computed)) by If(condition, given, computed), `condition` the bool
+    scalar graph input the mask is made of, moving the nodes that only feed `computed` into the else branch."""
     import onnx
     from onnx import helper
 
@@ -320,16 +359,22 @@ def _move_into_if(graph: Any, where: Any, name: str) -> None:
     producer = {out: node for node in graph.node for out in node.output}
     consumers: dict[str, list[Any]] = {}
     for node in graph.node:
-        for value in node.input:
+        for value in _reads(node):
             consumers.setdefault(value, []).append(node)
     # The computed value and its ancestors, less any node whose output is used elsewhere (repeated until stable).
-    moved: dict[int, Any] = {}
-    stack = [computed]
-    while stack:
-        node = producer.get(stack.pop())
-        if node is not None and id(node) not in moved:
-            moved[id(node)] = node
-            stack.extend(node.input)
+    def ancestors(value: str) -> dict[int, Any]:
+        found: dict[int, Any] = {}
+        stack = [value]
+        while stack:
+            node = producer.get(stack.pop())
+            if node is not None and id(node) not in found:
+                found[id(node)] = node
+                stack.extend(_reads(node))
+        return found
+
+    # What `given` needs stays outside (the then branch reads it).
+    given_needs = ancestors(where.input[1])
+    moved = {key: node for key, node in ancestors(computed).items() if key not in given_needs}
     graph_outputs = {o.name for o in graph.output}
     changed = True
     while changed:
@@ -342,7 +387,7 @@ def _move_into_if(graph: Any, where: Any, name: str) -> None:
                 changed = True
     moved_outputs = {out for node in moved.values() for out in node.output}
     kept = [n for n in graph.node if id(n) not in moved]
-    if any(set(n.input) & moved_outputs for n in kept if n is not where):
+    if any(_reads(n) & moved_outputs for n in kept if n is not where):
         raise RuntimeError(f"{name}: the nodes of {computed} could not be separated from the rest of the graph")
 
     def branch(branch_name: str, nodes: list[Any], value: str) -> Any:
@@ -350,10 +395,18 @@ def _move_into_if(graph: Any, where: Any, name: str) -> None:
         return helper.make_graph(nodes + [helper.make_node("Identity", [value], [out])], branch_name, [],
                                  [helper.make_tensor_value_info(out, onnx.TensorProto.FLOAT, None)])
 
-    select = helper.make_node("If", [DIRECT_CROP_INPUT], list(where.output), name=name,
+    select = helper.make_node("If", [condition], list(where.output), name=name,
                               then_branch=branch(f"{name}_given", [], where.input[1]),
                               else_branch=branch(f"{name}_computed", [n for n in graph.node if id(n) in moved],
                                                  computed))
     nodes = [select if n is where else n for n in kept]
+    # The mask's nodes fed only the Where: drop whatever no longer feeds anything (they would still run).
+    graph_outputs |= {o.name for o in graph.output}
+    while True:
+        read = {v for n in nodes for v in _reads(n)} | graph_outputs
+        alive = [n for n in nodes if any(out in read for out in n.output)]
+        if len(alive) == len(nodes):
+            break
+        nodes = alive
     del graph.node[:]
     graph.node.extend(nodes)

@@ -329,8 +329,10 @@ class SpatialTransformer(nn.Module):
     bias (from WIDE_VIEW_BIAS), so that a large face keeps the coarse view's crop, whose cells see all of it. The
     wide view is used only when the prior is (nearly) the whole frame (WIDE_VIEW_MIN_EXTENT).
 
-    With `finder`, the first pass from (nearly) the whole frame is a `FaceFinder`'s crop instead (same threshold),
-    which the next passes refine as before; from any other prior (tracking, the search's crops) nothing changes.
+    With `finder`, the crop from (nearly) the whole frame (same threshold) is a `FaceFinder`'s, and the STN's
+    passes are not used: the finder is trained to the box crop the detector was trained on, and a second pass on
+    its crop found no more faces (docs/default_model_run, stage 11). From any other prior (tracking, the search's
+    crops) nothing changes.
     """
 
     def __init__(self, input_size: int = 64, affine: bool = False, width: int = 16, iterations: int = 1,
@@ -366,8 +368,14 @@ class SpatialTransformer(nn.Module):
         """image (B, 3, H, W) in [0, 1], prior (B, 2, 3) or None -> theta (B, 2, 3) of the last pass."""
         return self.passes(image, prior)[-1]
 
-    def passes(self, image: torch.Tensor, prior: torch.Tensor | None = None) -> list[torch.Tensor]:
-        """theta (B, 2, 3) after each of the `iterations` passes, each refining the previous pass's crop."""
+    def passes(self, image: torch.Tensor, prior: torch.Tensor | None = None, find_face: torch.Tensor | None = None
+               ) -> list[torch.Tensor]:
+        """theta (B, 2, 3) after each of the `iterations` passes, each refining the previous pass's crop (with a
+        finder, its crop for every pass of the rows whose prior is the whole frame).
+
+        `find_face` (a bool scalar, for the ONNX export): true when every row's prior is the whole frame, so that
+        the last crop is the finder's for all of them; the export then skips the STN's passes behind an If on it
+        (detector._branch_on_find_face). The same result as without it when it is true only in that case."""
         if prior is None:
             prior = full_frame_theta(image.shape[0], image_size(image), image)
         # Views are sampled from the frame reduced once by k (anti-aliasing for the coarse full-frame view), not
@@ -378,12 +386,14 @@ class SpatialTransformer(nn.Module):
         thetas = []
         theta = prior
         for i in range(self.iterations):
-            refined = self._refine(reduced, theta, wide=i == 0 and self.wide_view > 0)
-            if i == 0 and self.finder is not None:
-                whole_frame = log_crop_extent(prior, image_size(image)) > math.log(WIDE_VIEW_MIN_EXTENT)
-                refined = torch.where(whole_frame.view(-1, 1, 1), self.finder(reduced, image_size(image)), refined)
-            theta = refined
+            theta = self._refine(reduced, theta, wide=i == 0 and self.wide_view > 0)
             thetas.append(theta)
+        if self.finder is not None:
+            found = self.finder(reduced, image_size(image))
+            whole_frame = log_crop_extent(prior, image_size(image)) > math.log(WIDE_VIEW_MIN_EXTENT)
+            thetas = [torch.where(whole_frame.view(-1, 1, 1), found, t) for t in thetas]
+            if find_face is not None:
+                thetas[-1] = torch.where(find_face.reshape(1, 1, 1), found, thetas[-1])
         return thetas
 
     def _cells(self, image: torch.Tensor, prior: torch.Tensor, size: int

@@ -29,12 +29,13 @@ DEFAULT_MODEL_PATH = ASSETS_DIR / "models" / "default.onnx"
 DEFAULT_INPUT_HW = (256, 256)
 DEFAULT_THRESHOLD = 0.5
 PRODUCER = "infinite_landmarks"
-FORMAT_VERSION = 2  # training.export.METADATA_FORMAT_VERSION that this runtime reads (2: the `crop` input)
+FORMAT_VERSION = 3  # training.export.METADATA_FORMAT_VERSION that this runtime reads (2: `crop`, 3: `find_face`)
 REQUIRED_INPUTS = ("image", "queries", "theta")
 REQUIRED_OUTPUTS = ("points_2d", "theta_out", "confidence")
 CAMERA_OUTPUTS = ("points_3d", "K", "R", "t", "visibility")
 DIRECT_CROP_INPUT = "direct_crop"  # core.model.detector.DIRECT_CROP_INPUT: theta is the crop, not the STN's
 DIRECT_CROP_PIXELS_INPUT = "crop"  # core.model.detector.DIRECT_CROP_PIXELS_INPUT: that crop's pixels, sampled here
+FIND_FACE_INPUT = "find_face"  # core.model.detector.FIND_FACE_INPUT: every row starts from the whole frame
 
 
 class ModelNotFoundError(FileNotFoundError):
@@ -296,15 +297,18 @@ class LandmarkModel:
         if direct and DIRECT_CROP_PIXELS_INPUT in self.input_names:
             crop = np.stack([sample_crop(model_input, t, self.crop_size) for t in theta])
         return self._run_graph(np.repeat(image, len(theta), axis=0), queries, normals, style_id, theta, direct=direct,
-                               crop=crop)
+                               crop=crop, find_face=prior_theta is None)
 
     def _run_graph(self, image: np.ndarray, queries: np.ndarray, normals: np.ndarray, style_id: int,
-                   theta: np.ndarray, direct: bool, crop: np.ndarray | None = None) -> dict[str, np.ndarray]:
+                   theta: np.ndarray, direct: bool, crop: np.ndarray | None = None, find_face: bool = False
+                   ) -> dict[str, np.ndarray]:
         """`crop`: the direct crops' pixels (B, 3, cs, cs) in [0, 1], for `direct_crops` graphs (None: the graph
-        samples them, or they are not read)."""
+        samples them, or they are not read). `find_face`: every row of `theta` is the whole frame (a graph with a
+        face finder then skips its STN's passes)."""
         batch = len(theta)
         feed = {"image": image, "queries": queries, "theta": theta, "normals": normals,
-                "style_ids": np.full(batch, style_id, np.int64), DIRECT_CROP_INPUT: np.array(bool(direct))}
+                "style_ids": np.full(batch, style_id, np.int64), DIRECT_CROP_INPUT: np.array(bool(direct)),
+                FIND_FACE_INPUT: np.array(bool(find_face))}
         if DIRECT_CROP_PIXELS_INPUT in self.input_names:
             feed[DIRECT_CROP_PIXELS_INPUT] = crop if crop is not None else \
                 self._zeros_like((batch, 3, self.crop_size, self.crop_size))
