@@ -3,7 +3,7 @@
     python -m training.train_finder --init runs/stage7_default.pt --out runs/finder --draws 3 --steps 8000
     python -m training.export runs/finder/last.pt /tmp/finder.onnx
 
-The finder is the first pass of the STN from the whole frame (`model.stn_finder`); everything else in the model
+The finder gives the STN's crop from the whole frame (`model.stn_finder`); everything else in the model
 is frozen and unused here, so the finder trains alone on its detection losses (`stn.finder_losses`) at a few
 hundred images a second. Its input is the frame reduced once (128 px), so the scenes are drawn once into a cache
 (RUN/cache.npz: `--draws` scenes per render, each a fresh composite: the face shrunk onto a new background,

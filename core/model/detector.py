@@ -49,7 +49,7 @@ class ModelConfig:
     stn_affine: bool = False
     stn_iterations: int = 1           # recurrent refinement passes of the STN (each looks at its last crop)
     stn_wide_view: int = 0            # the STN's first pass also looks at this many px (0: off; SpatialTransformer)
-    stn_finder: bool = False          # the STN's first pass from the whole frame is a FaceFinder's (stn.FaceFinder)
+    stn_finder: bool = False          # the STN's crop from the whole frame is a FaceFinder's (stn.FaceFinder)
     head: str = "3d"                  # "3d" | "2d"
     refine_2d: bool = False           # 3D head: points_2d = projection + a 2D residual read from the feature map
     semantic_correction: bool = True

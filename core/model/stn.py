@@ -213,7 +213,7 @@ FINDER_OFFSET_CELLS = 1.0
 
 
 class FaceFinder(nn.Module):
-    """Finds the face in the whole frame: the STN's first pass from the full frame, when it has one.
+    """Finds the face in the whole frame: the STN's crop from the full frame, when it has one.
 
     The STN's own first pass looks at a 64 px view with 16 channels: a face under ~40 px of a 256 px frame is a few
     pixels there, and it settles on something else (a round badge, a sleeve). The finder reads the frame reduced
@@ -222,7 +222,7 @@ class FaceFinder(nn.Module):
     fields) and predicts, per stride-8 cell, a face score, the face centre's offset from the cell and the crop's
     log side. The crop is the soft argmax of the scores, as in the STN's head; trained as a detector (a
     cross-entropy on the map and L1 on the crop, `finder_losses`), its map peaks on one cell, so the soft argmax
-    reads that cell. The crop is axis-aligned: the STN's next pass turns it.
+    reads that cell. The crop is axis-aligned and square, like the box crops the detector was trained on.
     """
 
     def __init__(self, width: int = 16) -> None:

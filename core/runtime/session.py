@@ -54,8 +54,8 @@ def full_frame_theta(input_hw: tuple[int, int]) -> np.ndarray:
 
 
 # Where `predict` starts the STN without a prior: the full frame, and grids of crops over the image's part of the
-# input (not its padding). The STN, run once from the full frame, can settle on a face-like distractor (a round
-# badge), or miss a face a few pixels wide in its coarse view; from a crop near the face it converges to the face.
+# input (not its padding). Run once from the full frame, the STN (or a model's face finder) can settle on a
+# face-like distractor (a round badge), or miss a face a few pixels wide; from a crop near the face it converges.
 # Starting points that agree on a face win (see _consensus). The tiers run in turn, each only when the faces found
 # so far are not sure: (crop side over the input's longer side, largest step between crops over their side), at
 # most 3 crops along an axis. On a square frame both are 3x3 grids; on a 4:3 or 16:9 frame fewer half-side crops
