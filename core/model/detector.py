@@ -401,7 +401,6 @@ def _move_into_if(graph: Any, where: Any, name: str, condition: str) -> None:
                                                  computed))
     nodes = [select if n is where else n for n in kept]
     # The mask's nodes fed only the Where: drop whatever no longer feeds anything (they would still run).
-    graph_outputs |= {o.name for o in graph.output}
     while True:
         read = {v for n in nodes for v in _reads(n)} | graph_outputs
         alive = [n for n in nodes if any(out in read for out in n.output)]
