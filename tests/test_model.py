@@ -12,7 +12,7 @@ import torch.nn.functional as F
 from core import geometry
 from core.model import BACKBONES, MODEL_VARIANTS, ModelConfig, create_backbone, create_model, export_onnx
 from core.model import camera, stn
-from core.model.decoder import FourierEncoding, occlusion_visibility
+from core.model.decoder import FourierEncoding, SpatialReadout, occlusion_visibility
 from core.model.detector import onnx_io_names
 
 torch.set_num_threads(1)
@@ -338,6 +338,44 @@ def test_refine_2d_adds_a_residual_to_the_projection():
     assert torch.allclose(projected, out["points_2d_projected"], atol=1e-2)
 
 
+def test_spatial_readout_is_the_soft_argmax_of_the_heatmap():
+    torch.manual_seed(0)
+    readout = SpatialReadout(fine_channels=8, channels=16, hidden=32, stride=4).eval()
+    fine, final, hidden = torch.rand(1, 8, 16, 16), torch.rand(1, 16, 4, 4), torch.randn(1, 3, 32)
+    hot = torch.full((1, 3, 256), -30.0)
+    hot[0, 0, 5 * 16 + 9] = 30.0  # row 5, column 9: the cell centred at (9.5, 5.5) x stride 4
+    hot[0, 1, 0] = hot[0, 1, 1] = 30.0  # two equal peaks: their midpoint
+    readout.heatmap_logits = lambda *args: hot
+    with torch.no_grad():
+        points = readout(hidden, fine, final)
+    assert torch.allclose(points[0, 0], torch.tensor([38.0, 22.0]), atol=1e-3)
+    assert torch.allclose(points[0, 1], torch.tensor([4.0, 2.0]), atol=1e-3)
+
+
+def test_spatial_readout_starts_at_its_prior():
+    """With flat logits (the fresh read-out) the point is the prior's Gaussian's mean: the 3D head's projection
+    (away from the map's border, which cuts the Gaussian)."""
+    readout = SpatialReadout(fine_channels=8, channels=16, hidden=32, stride=4).eval()
+    prior = torch.tensor([[[30.0, 34.0], [41.0, 27.5]]])
+    readout.heatmap_logits = lambda *args: torch.zeros(1, 2, 256)
+    with torch.no_grad():
+        points = readout(torch.zeros(1, 2, 32), torch.rand(1, 8, 16, 16), torch.rand(1, 16, 4, 4), prior=prior)
+    assert (points - prior).abs().max() < 0.05
+
+
+@pytest.mark.parametrize("head", ["2d", "3d"])
+@pytest.mark.parametrize("backbone", sorted(BACKBONES))
+def test_spatial_readout_on_every_backbone_and_head(backbone, head):
+    model = small_model("full", backbone=backbone, head=head, spatial_stride=4).eval()
+    image, queries = torch.rand(2, 3, FRAME, FRAME), torch.randn(20, 3) * 4
+    with torch.no_grad():
+        out = model(image, queries, style_ids=torch.tensor([0, 1]), normals=F.normalize(queries, dim=-1))
+    assert out["points_2d"].shape == (2, 20, 2) and all(torch.isfinite(v).all() for v in out.values())
+    assert ("points_2d_projected" in out) == (head == "3d")
+    first, last = _fit(small_model("full", backbone=backbone, head=head, spatial_stride=4), 25)
+    assert last < 0.6 * first, (first, last)
+
+
 def test_stn_regulariser():
     hw = (FRAME, FRAME)
     assert stn.stn_regulariser(stn.full_frame_theta(2, hw), hw).item() == 0
@@ -529,8 +567,10 @@ def test_variants_without_attention_or_with_affine_stn():
 @pytest.mark.parametrize("overrides", [{}, {"stn_iterations": 2, "refine_2d": True,
                                              "backbone_kwargs": {"output_stride": 16}},
                                        {"stn_iterations": 2, "stn_wide_view": 64},
-                                       {"stn_iterations": 2, "stn_finder": True}],
-                         ids=["full", "default_model", "stn_wide_view", "stn_finder"])
+                                       {"stn_iterations": 2, "stn_finder": True},
+                                       {"stn_iterations": 2, "stn_finder": True, "spatial_stride": 4,
+                                        "backbone_kwargs": {"output_stride": 16}}],
+                         ids=["full", "default_model", "stn_wide_view", "stn_finder", "spatial_readout"])
 def test_onnx_export_matches_torch(tmp_path, overrides):
     ort = pytest.importorskip("onnxruntime")
     model = small_model("full", **overrides).eval()

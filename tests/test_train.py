@@ -3,6 +3,7 @@ resume after a stop, atomic checkpoints. Uses a tiny synthetic set generated onc
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import cv2
@@ -15,8 +16,8 @@ import dataset_fixtures as fx
 from core.layouts import SEMANTICS
 from core.model import MODEL_VARIANTS, create_model, stn
 from training import train as train_mod
-from training.data import (MixSampler, RealDataset, SyntheticDataset, build_mix, collate, grow_box, make_dataset,
-                           parse_spec, photometric)
+from training.data import (MixSampler, RealDataset, SyntheticDataset, build_mix, collate, grow_box, layout_arrays,
+                           make_dataset, parse_spec, photometric)
 from training.losses import compute_losses
 from training.train import load_config, main, merge_config, save_checkpoint, train
 
@@ -178,8 +179,9 @@ def test_negative_items(synth_root: Path) -> None:
     assert item["queries"].shape == face["queries"].shape  # same style draw, only the image differs
 
 
-@pytest.mark.parametrize("size", [64, 128])
-def test_real_dataset_maps_points_with_the_pixels(tmp_path: Path, size: int) -> None:
+@pytest.mark.parametrize("size, options", [(64, ""), (128, ""), (128, ",rotate=30,mirror=0"),
+                                           (128, ",rotate=30,mirror=1")], ids=["64", "128", "rotated", "mirrored"])
+def test_real_dataset_maps_points_with_the_pixels(tmp_path: Path, size: int, options: str) -> None:
     angles = np.linspace(0, 2 * np.pi, 68, endpoint=False)
     ours = np.stack([150 + 40 * np.cos(angles), 100 + 40 * np.sin(angles)], 1)
     ours[30] = (160.5, 110.5)  # the centre of pixel (col 160, row 110)
@@ -187,14 +189,32 @@ def test_real_dataset_maps_points_with_the_pixels(tmp_path: Path, size: int) -> 
     image[108:113, 158:163] = 255
     fx.write_pts(tmp_path / "face.pts", ours + 0.5)  # .pts are 1-based
     assert cv2.imwrite(str(tmp_path / "face.png"), image)
-    item = RealDataset(f"300w:root={tmp_path}", image_size=size, augment=False)[0]
+    dataset = make_dataset(f"300w:root={tmp_path}{options}", image_size=size, augment=bool(options))
+    item = dataset[(0, 3)]
     assert item["image"].shape == (3, size, size) and int(item["style_id"]) == SEMANTICS["ibug2d"]
+    plain_queries = torch.from_numpy(layout_arrays("ibug68")[0]).float()
+    mirrored = "mirror=1" in options
+    assert torch.allclose(item["queries"], plain_queries * torch.tensor([-1.0 if mirrored else 1.0, 1.0, 1.0]))
     assert float(item["has_camera"]) == 0 and float(item["has_3d"]) == 0 and item["queries"].shape == (68, 3)
     grey = item["image"].mean(0).numpy()
     ys, xs = np.mgrid[:size, :size] + 0.5
     weight = grey * (grey > 0.3 * grey.max())
     centroid = np.array([(xs * weight).sum(), (ys * weight).sum()]) / weight.sum()
     np.testing.assert_allclose(centroid, item["targets_2d"][30].numpy(), atol=0.35)
+
+
+def test_300w_validation_split_holds_out_whole_photos() -> None:
+    """The 300-W-semantics validation split (the last 10% of ../shared/realfaces/300w_train) shares no photo with
+    the training split: AFW's several faces of one photo are `PHOTO_N` files."""
+    root = Path(__file__).resolve().parents[2] / "shared" / "realfaces" / "300w_train"
+    if not root.is_dir():
+        pytest.skip(f"{root} is not here")
+    photos = {}
+    for split in ("train", "val"):
+        dataset = make_dataset(f"300w:root={root},val_fraction=0.1", split=split, augment=False)
+        paths = [dataset.reader._items[i][1] for i in dataset.indices]
+        photos[split] = {p.parent.name + "/" + re.sub(r"_\d+$", "", p.stem) for p in paths}
+    assert len(photos["val"]) >= 100 and not photos["train"] & photos["val"]
 
 
 def test_collate_pads_queries(synth_root: Path, tmp_path: Path) -> None:

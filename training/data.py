@@ -27,8 +27,8 @@ skin-toned blobs away from the face, `letterbox` shows a band of the image betwe
 the square model input); `zoom_anywhere` is the share of shrunk persons placed at any height, not on the bottom
 edge (for the face finder, `training.train_finder`).
 
-Augmentation is photometric only (plus a jittered `crop_box`): a geometric warp would invalidate K, and a flip
-would swap the subject's left and right. Randomness of an item comes from its key: the sampler passes
+Synthetic augmentation is photometric only (plus a jittered `crop_box`): a geometric warp would invalidate K.
+Real datasets have no camera, so they are also rotated and mirrored (RealDataset). Randomness of an item comes from its key: the sampler passes
 (index, draw seed), so an item is a pure function of (seed, epoch, position) whatever the number of workers.
 """
 from __future__ import annotations
@@ -54,9 +54,11 @@ STYLE_LAYOUTS = {"canonical": "ibug68", "ibug2d": "ibug68", "aflw3d": "ibug68", 
 MIX_STYLES = {"canonical": 0.4, "ibug2d": 0.2, "aflw3d": 0.2, "wflw": 0.2}
 MIX_PROBABILITIES = np.array(list(MIX_STYLES.values())) / sum(MIX_STYLES.values())
 DENSE_LAYOUT = "dense"
-# Options of a synthetic spec; a real dataset's spec takes weight, image_size, augment, limit and context, and
-# passes the rest to its reader (training.datasets).
-SYNTHETIC_OPTIONS = ("root", "style", "weight", "image_size", "queries", "negatives", "augment", "limit", "zoom_out",
+# Options of a synthetic spec; a real dataset's spec takes weight, image_size, augment, limit, val_fraction,
+# context, rotate and mirror, and passes the rest to its reader (training.datasets). val_fraction (either kind)
+# replaces the config's share held out of that dataset.
+SYNTHETIC_OPTIONS = ("root", "style", "weight", "image_size", "queries", "negatives", "augment", "limit", "val_fraction",
+                     "zoom_out",
                      "zoom_min", "distractors", "headless", "letterbox", "zoom_anywhere")
 
 Key = int | tuple[int, int]
@@ -321,14 +323,17 @@ class RealDataset(Dataset):
     """A real dataset reader (training.datasets) as training items.
 
     The frame is cropped to a square of `context` times the landmarks' box side around the face (randomly
-    shifted and scaled with `augment`), padded with black where it leaves the image, and resized to
-    `image_size`; the points follow. No camera and no 3D ground truth (has_camera = has_3d = 0); visibility
+    shifted and scaled with `augment`, and rotated by a normal angle of `rotate` degrees' deviation), padded with
+    black where it leaves the image, and resized to `image_size`; the points follow. A share `mirror` of the
+    items is mirrored, with the queries mirrored in canonical space (x -> -x). The box the detector crops by
+    (`crop_box`) is jittered like a synthetic sample's. No camera and no 3D ground truth (has_camera = has_3d = 0); visibility
     annotations (where a dataset has them) only weight the landmark loss, they do not train the 3D head's
     visibility (has_vis = 0: annotated occlusion is mostly by objects, which facing cannot explain).
     """
 
     def __init__(self, spec_or_reader: Any, image_size: int = 256, context: float = 2.0, augment: bool = True,
-                 seed: int = 0, split: str = "all", val_fraction: float = 0.05, limit: int | None = None) -> None:
+                 seed: int = 0, split: str = "all", val_fraction: float = 0.05, limit: int | None = None,
+                 rotate: float = 0.0, mirror: float = 0.0) -> None:
         from training.datasets import open_dataset
 
         self.reader = open_dataset(spec_or_reader) if isinstance(spec_or_reader, str) else spec_or_reader
@@ -351,6 +356,9 @@ class RealDataset(Dataset):
         self.context = context
         self.augment = augment
         self.seed = seed
+        # With augment: the rotation's standard deviation (degrees) and the share of mirrored items.
+        self.rotate = rotate
+        self.mirror = mirror
 
     def __len__(self) -> int:
         return len(self.indices)
@@ -367,36 +375,48 @@ class RealDataset(Dataset):
         points = sample.landmarks.astype(np.float64)
         box = points_box(points)
         centre, side = (box[:2] + box[2:]) / 2, float((box[2:] - box[:2]).max()) * self.context
+        angle = 0.0
         if self.augment:
             centre = centre + rng.normal(0, 0.05, 2) * side
             side *= math.exp(rng.normal(0, 0.1))
+            angle = math.radians(float(np.clip(rng.normal(0, self.rotate), -3 * self.rotate, 3 * self.rotate)))
         size = self.image_size
         scale = size / max(side, 1e-3)
-        # Shrink by area first so the bilinear warp never skips pixels (aliasing on large frames).
+        # Shrink by area first so the bilinear warp never skips pixels (aliasing on large frames); a resize maps
+        # corner-origin coordinates by the same factor.
         pre = np.ones(2)
         if scale < 0.5:
             h, w = image.shape[:2]
             image = cv2.resize(image, (max(1, round(w * 2 * scale)), max(1, round(h * 2 * scale))),
                                interpolation=cv2.INTER_AREA)
             pre = np.array([image.shape[1] / w, image.shape[0] / h])
-        # p_out = scale * (p - centre) + size / 2 in our corner-origin pixels; cv2 puts pixel centres at
-        # integers, hence the half-pixel terms.
-        s = scale / pre
-        b = size / 2 - scale * centre
-        M = np.array([[s[0], 0, b[0] + 0.5 * s[0] - 0.5], [0, s[1], b[1] + 0.5 * s[1] - 0.5]])
+        # p_out = A (p - centre) + size / 2 in our corner-origin pixels, A = scale x rotation; cv2 puts pixel
+        # centres at integers, hence the half-pixel terms.
+        A = scale * np.array([[math.cos(angle), -math.sin(angle)], [math.sin(angle), math.cos(angle)]])
+        b = size / 2 - A @ centre
+        A_small = A / pre  # columns divided: the warp reads the shrunk image
+        M = np.concatenate([A_small, (b + A_small @ [0.5, 0.5] - 0.5)[:, None]], axis=1)
         crop = cv2.warpAffine(image, M, (size, size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
-        pts = points * scale + b
-        out_box = box * scale + np.tile(b, 2)
-        img = photometric(crop, rng) if self.augment else crop.astype(np.float32) / 255.0
+        pts = points @ A.T + b
         queries, normals = layout_arrays(self.layout)
+        if self.augment and rng.random() < self.mirror:
+            # The mirror image of a face is a face whose canonical points are mirrored (x -> -x): with 3D queries,
+            # no left/right index table is needed.
+            crop = np.ascontiguousarray(crop[:, ::-1])
+            pts = pts * [-1.0, 1.0] + [size, 0.0]
+            queries, normals = queries * [-1.0, 1.0, 1.0], normals * [-1.0, 1.0, 1.0]
         valid = np.isfinite(pts).all(1)
+        out_box = points_box(pts)
+        img = photometric(crop, rng) if self.augment else crop.astype(np.float32) / 255.0
+        crop_box = jitter_box(out_box, rng) if self.augment else out_box
         vis = np.where(valid, np.nan_to_num(sample.visibility.astype(np.float32)), 0)
-        item = {"image": img.transpose(2, 0, 1), "queries": queries, "normals": normals,
+        item = {"image": img.transpose(2, 0, 1), "queries": queries.astype(np.float32),
+                "normals": normals.astype(np.float32),
                 "targets_2d": np.nan_to_num(pts).astype(np.float32), "visibility": vis,
                 "valid": valid.astype(np.float32), "self_visible": np.zeros(len(pts), np.float32),
                 "points_3d": np.zeros((len(pts), 3), np.float32), "has_3d": 0.0, "has_vis": 0.0,
-                "has_camera": 0.0, "is_face": 1.0, "style_id": self.style_id, "box": out_box.astype(np.float32),
-                "crop_box": out_box.astype(np.float32), "K": np.eye(3, dtype=np.float32),
+                "has_camera": 0.0, "is_face": 1.0, "style_id": self.style_id, "box": out_box,
+                "crop_box": crop_box, "K": np.eye(3, dtype=np.float32),
                 "R": np.eye(3, dtype=np.float32), "t": np.zeros(3, np.float32)}
         return _to_tensors(item)
 
@@ -420,7 +440,8 @@ def make_dataset(spec: str, image_size: int | None = 256, queries_per_image: int
                  augment: bool = True, seed: int = 0, split: str = "all", val_fraction: float = 0.05
                  ) -> Dataset:
     """One dataset from a spec: `synthetic:root=PATH[,style=mix][,negatives=0.1][,queries=128][,limit=N]` or a
-    real dataset `NAME:root=PATH[,reader options][,context=2.0][,limit=N]` (NAME in training.datasets.DATASETS).
+    real dataset `NAME:root=PATH[,reader options][,context=2.0][,rotate=DEG][,mirror=P][,limit=N]` (NAME in
+    training.datasets.DATASETS); either kind takes `val_fraction=F`, its own held-out share.
 
     Options in the spec override the keyword defaults; `weight` is accepted and ignored here (see build_mix).
     """
@@ -428,6 +449,8 @@ def make_dataset(spec: str, image_size: int | None = 256, queries_per_image: int
     options.pop("weight", None)
     common = {"augment": augment, "seed": seed, "split": split, "val_fraction": val_fraction}
     limit = int(options.pop("limit")) if "limit" in options else None
+    if "val_fraction" in options:
+        common["val_fraction"] = float(options.pop("val_fraction"))
     if "augment" in options:
         common["augment"] = bool(yaml.safe_load(options.pop("augment")))
     if "image_size" in options:
@@ -449,11 +472,12 @@ def make_dataset(spec: str, image_size: int | None = 256, queries_per_image: int
                                 letterbox=float(options.get("letterbox", 0.0)),
                                 zoom_anywhere=float(options.get("zoom_anywhere", 0.0)), **common)
     context = float(options.pop("context", 2.0))
+    geometric = {key: float(options.pop(key)) for key in ("rotate", "mirror") if key in options}
     for key in ("queries", "negatives"):
         if options.pop(key, None) is not None:
             log.warning("dataset spec %r: option %r applies to synthetic data only; ignored", spec, key)
     reader_spec = f"{name}:" + ",".join(f"{k}={v}" for k, v in options.items())
-    return RealDataset(reader_spec, image_size=image_size or 256, context=context, limit=limit, **common)
+    return RealDataset(reader_spec, image_size=image_size or 256, context=context, limit=limit, **geometric, **common)
 
 
 class MixedDataset(Dataset):

@@ -1,7 +1,9 @@
 """Image backbones in plain torch, behind a small timm-like registry.
 
 Every backbone maps (B, 3, H, W) RGB in [0, 1] (ImageNet normalisation happens inside) to a feature map
-(B, C, H/32, W/32) and has `out_channels` = C. Weights start random (nothing can be downloaded).
+(B, C, H/32, W/32) and has `out_channels` = C. Weights start random (nothing can be downloaded). Each keeps its
+layers in one `features` Sequential, so `features_with_fine(backbone, x, index)` also returns an earlier, finer
+map (for the decoder's spatial read-out), the layer found once by `fine_layer(backbone, stride)`.
 
     @register_backbone("name")
     def make(**kw) -> nn.Module: ...
@@ -60,6 +62,34 @@ def _conv_bn(cin: int, cout: int, k: int, stride: int = 1, groups: int = 1, act:
     if act is not None:
         layers.append(act())
     return nn.Sequential(*layers)
+
+
+def fine_layer(backbone: nn.Module, stride: int, probe_size: int = 64) -> tuple[int, int]:
+    """(index in `backbone.features` of the last layer whose output has `stride`, its channels), found by one
+    probe pass at `probe_size` px."""
+    found = None
+    x = torch.zeros(1, 3, probe_size, probe_size)
+    was_training = backbone.training
+    backbone.eval()
+    with torch.no_grad():
+        for i, layer in enumerate(backbone.features):
+            x = layer(x)
+            if x.dim() == 4 and x.shape[-1] * stride == probe_size:
+                found = (i, int(x.shape[1]))
+    backbone.train(was_training)
+    if found is None:
+        raise ValueError(f"{type(backbone).__name__} has no feature map at stride {stride}")
+    return found
+
+
+def features_with_fine(backbone: nn.Module, x: torch.Tensor, fine_index: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(the output of layer `fine_index` of `backbone.features` (see fine_layer), the final map) in one pass."""
+    fine = x
+    for i, layer in enumerate(backbone.features):
+        x = layer(x)
+        if i == fine_index:
+            fine = x
+    return fine, x
 
 
 # ---------------------------------------------------------------------------------------------------------------

@@ -11,13 +11,16 @@ Output dict (B images, N queries):
   3D head only:
     points_3d   (B, N, 3) canonical cm               K, R, t    full-image camera (B, 3, 3), (B, 3, 3), (B, 3)
     visibility  (B, N) in 0..1
-    points_2d_projected (B, N, 2) with refine_2d: the projection alone (points_2d adds the 2D residual)
+    points_2d_projected (B, N, 2) with refine_2d or spatial_stride: the projection alone (points_2d is the
+                        projection plus the 2D residual, or the spatial read-out)
 
 2D head: the net predicts crop pixels, starting from the query seen frontally by the 3D head's initial camera.
 3D head: the net predicts the camera of the crop it sees (focal for the crop, rotation, translation), projects
 there, and maps the 2D points to the image through the crop transform. `K, R, t` are the same camera for the
 full frame (stn.crop_camera_to_image): projecting `points_3d` with them gives `points_2d` exactly when the crop
 is a similarity, approximately with `stn_affine`.
+With `spatial_stride` (either head), `points_2d` is read out from each query's heatmap over a fine feature map
+(decoder.SpatialReadout); the 3D head still projects, and its projection is trained beside it.
 """
 from __future__ import annotations
 
@@ -32,9 +35,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from core import geometry
-from core.model.backbones import create_backbone
+from core.model.backbones import create_backbone, features_with_fine, fine_layer
 from core.model.camera import intrinsics, project, to_camera
-from core.model.decoder import CameraHead, QueryDecoder, SemanticCorrection, facing_visibility, occlusion_visibility
+from core.model.decoder import (CameraHead, QueryDecoder, SemanticCorrection, SpatialReadout, facing_visibility,
+                                occlusion_visibility)
 from core.model.stn import (SpatialTransformer, crop_camera_to_image, crop_to_image, full_frame_theta, image_size,
                             image_to_crop, sample_crop, theta_from_box)
 
@@ -52,6 +56,7 @@ class ModelConfig:
     stn_finder: bool = False          # the STN's crop from the whole frame is a FaceFinder's (stn.FaceFinder)
     head: str = "3d"                  # "3d" | "2d"
     refine_2d: bool = False           # 3D head: points_2d = projection + a 2D residual read from the feature map
+    spatial_stride: int = 0           # > 0: points_2d from per-query heatmaps at this stride of the crop (4 or 8)
     semantic_correction: bool = True
     num_styles: int = 8
     fourier_bands: int = 8
@@ -100,6 +105,10 @@ class LandmarkDetector(nn.Module):
         self.correction = (SemanticCorrection(out_dim, config.num_styles, config.fourier_bands)
                            if config.semantic_correction else None)
         self.face_presence = nn.Linear(channels, 1)
+        self.readout = None
+        if config.spatial_stride:
+            self.fine_index, fine_channels = fine_layer(self.backbone, config.spatial_stride)
+            self.readout = SpatialReadout(fine_channels, channels, config.hidden, config.spatial_stride)
 
     def forward(self, image: torch.Tensor, queries: torch.Tensor, style_ids: torch.Tensor | None = None,
                 crop_theta: torch.Tensor | None = None, prior_theta: torch.Tensor | None = None,
@@ -133,7 +142,10 @@ class LandmarkDetector(nn.Module):
         crop = sample_crop(image, theta, cs)
         if teacher_crop is not None and teacher_mask is not None:
             crop = torch.where(teacher_mask.view(-1, 1, 1, 1), teacher_crop, crop)
-        features = self.backbone(crop)
+        if self.readout is not None:
+            fine, features = features_with_fine(self.backbone, crop, self.fine_index)
+        else:
+            features = self.backbone(crop)
         pooled = features.mean((2, 3))
         out.update(theta=theta, crop=crop, face_logit=self.face_presence(pooled)[:, 0])
 
@@ -146,14 +158,18 @@ class LandmarkDetector(nn.Module):
 
         if self.camera is None:
             # Start where the 3D head starts: the query seen frontally by the initial camera (weak perspective).
-            start = cs / 2 + queries[..., :2] * self.frontal_scale
-            points_crop = start + self.decoder(queries, features, pooled) * (cs / 2)
+            decoded, hidden = self.decoder(queries, features, pooled, return_hidden=True)
+            if self.readout is not None:
+                points_crop = self.readout(hidden, fine, features)
+            else:
+                start = cs / 2 + queries[..., :2] * self.frontal_scale
+                points_crop = start + decoded * (cs / 2)
             if offsets is not None:
                 points_crop = points_crop + offsets
         else:
             if offsets is not None:
                 queries = queries + offsets
-            decoded = self.decoder(queries, features, pooled)
+            decoded, hidden = self.decoder(queries, features, pooled, return_hidden=True)
             points_3d = queries + decoded[..., :3]
             centre = (hw.flip(0).to(image.dtype) / 2).expand(batch, 1, 2)
             principal_point = image_to_crop(centre, theta, cs, hw)[:, 0]
@@ -163,7 +179,11 @@ class LandmarkDetector(nn.Module):
             # Keep points in front of the camera: a wild early prediction must not divide by ~0.
             z = points_cam[..., 2:].clamp(min=1.0)
             points_crop = project(torch.cat([points_cam[..., :2], z], dim=-1), K_crop)
-            if self.config.refine_2d:
+            if self.readout is not None:
+                # The heatmaps place the 2D points; the projection (the 3D head's pose and shape) learns beside them.
+                out["points_2d_projected"] = crop_to_image(points_crop, theta, cs, hw)
+                points_crop = self.readout(hidden, fine, features, prior=points_crop)
+            elif self.config.refine_2d:
                 # The projection converges slowly (it hangs on the camera); a residual read from the feature map
                 # (the 2D head's soft argmax) makes the 2D points accurate early. Trained apart too (`projection`).
                 out["points_2d_projected"] = crop_to_image(points_crop, theta, cs, hw)
