@@ -209,3 +209,32 @@ def test_write_report_and_command_line(test_set, clips, tmp_path):
     out = tmp_path / "cli"
     assert evaluate.main(["--checkpoint", str(checkpoint), "--data", str(test_set), "--out", str(out)]) == 0
     assert "| tiny |" in (out / "results.md").read_text() and (out / "ced.png").is_file()
+
+
+# --- real faces from the ground-truth box --------------------------------------------------------------------------
+
+@pytest.mark.parametrize("shape", [(200, 300), (900, 1200)], ids=["enlarged", "reduced"])
+def test_real_box_crop_maps_points_with_the_pixels(shape):
+    points = face_points(3) * (shape[0] / 150)
+    points[30] = (points[:, 0].mean() + 0.5, points[:, 1].mean() + 0.5)
+    image = np.zeros((*shape, 3), np.uint8)
+    x, y = np.floor(points[30]).astype(int)
+    r = max(1, shape[0] // 100)
+    image[y - r:y + r + 1, x - r:x + r + 1] = 255  # a square centred on pixel (x, y), i.e. at (x + 0.5, y + 0.5)
+    crop, A = evaluate.real_box_crop(image, points, 64)
+    grey = crop.mean(-1).astype(float)
+    ys, xs = np.mgrid[:64, :64] + 0.5
+    weight = grey * (grey > 0.3 * grey.max())
+    centroid = np.array([(xs * weight).sum(), (ys * weight).sum()]) / weight.sum()
+    np.testing.assert_allclose(centroid, A[:, :2] @ points[30] + A[:, 2], atol=0.35)
+
+
+def test_evaluate_real_scores_a_300w_folder(tmp_path):
+    import dataset_fixtures as fx
+
+    fx.make_300w(tmp_path)
+    result = evaluate.evaluate_real(small_model("full"), f"300w:root={tmp_path},style=ibug2d", batch_size=2)
+    assert result["num_images"] == 3 and result["per_image"]["nme_box"].shape == (3,)
+    assert all(math.isfinite(result[k]) for k in ("nme_box", "nme_io", "fr_io@0.1", "auc_io@0.1"))
+    held_out = evaluate.evaluate_real(small_model("full"), f"300w:root={tmp_path},val_fraction=0.3,split=val")
+    assert held_out["num_images"] == 1

@@ -1,8 +1,15 @@
-"""Evaluate detectors on synthetic test data: 2D accuracy, head pose, camera, 3D shape, visibility, jitter.
+"""Evaluate detectors on synthetic test data (2D accuracy, head pose, camera, 3D shape, visibility, jitter) and
+on real annotated faces from their ground-truth box crop (the landmark stage alone, without face finding).
 
     python -m training.evaluate --checkpoint runs/X/last.pt [--checkpoint runs/Y/last.pt ...] \\
         --data data/synth_test [--sequences data/seqs] --out docs/eval [--layout ibug68] [--style canonical]
     python -m training.evaluate --variant full --data data/synth_test --out /tmp/eval     # untrained smoke test
+    python -m training.evaluate --checkpoint runs/X/last.pt --out docs/eval_real \\
+        --real "aflw2000_dev=300w:root=../shared/realfaces/aflw2000_dev" \\
+        --real "300w_val=300w:root=../shared/realfaces/300w_train,val_fraction=0.1,split=val,style=ibug2d"
+
+`--real NAME=SPEC` (repeatable) is a training.data real-dataset spec plus `split=` (train, val, all; default all)
+and `style=` (the semantics to ask for; default canonical); its rows are `NAME: nme_box, nme_io, fr_io@0.1 ...`.
 
 `--data` is a folder written by `python -m training.synth generate` (images + npz ground truth); `--sequences` a
 folder of clips from `python -m training.synth sequence`. The report (`results.json`, `results.md`, `ced.png`)
@@ -378,6 +385,68 @@ def write_report(results: dict[str, dict[str, Any]], out_dir: str | Path, title:
     return paths
 
 
+# --- real faces from the ground-truth box -------------------------------------------------------------------------
+
+def real_box_crop(image: np.ndarray, points: np.ndarray, crop_size: int, scale: float = BOX_CROP_SCALE
+                  ) -> tuple[np.ndarray, np.ndarray]:
+    """(the square crop (crop_size, crop_size, 3) around the landmarks' box times `scale`, its 2 x 3 map from image
+    to crop pixels), reduced by area first as the runtime reads crops near their own resolution."""
+    box = _box(points)
+    centre, side = (box[:2] + box[2:]) / 2, float((box[2:] - box[:2]).max()) * scale
+    zoom = crop_size / max(side, 1e-3)
+    A = np.array([[zoom, 0, crop_size / 2 - zoom * centre[0]], [0, zoom, crop_size / 2 - zoom * centre[1]]])
+    pre = 1.0
+    if zoom < 1:
+        h, w = image.shape[:2]
+        image = cv2.resize(image, (max(1, round(w * zoom)), max(1, round(h * zoom))), interpolation=cv2.INTER_AREA)
+        pre = image.shape[1] / w
+    s = zoom / pre  # corner-origin p_crop = s p_small + b; cv2 puts pixel centres at integers
+    M = np.array([[s, 0, A[0, 2] + 0.5 * s - 0.5], [0, s, A[1, 2] + 0.5 * s - 0.5]])
+    crop = cv2.warpAffine(image, M, (crop_size, crop_size), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT)
+    return crop, A
+
+
+def evaluate_real(model: LandmarkDetector, spec: str, batch_size: int = 16, limit: int | None = None
+                  ) -> dict[str, Any]:
+    """2D accuracy on a real dataset from the ground-truth landmarks' box crop (BOX_CROP_SCALE, as the runtime's
+    refinement crops): `spec` is a training.data real-dataset spec plus `split=` and `style=` (module docstring).
+    Returns nme_box, nme_io (fractions), fr_io@0.1, auc_io@0.1, num_images and "per_image" arrays."""
+    from training.data import make_dataset, parse_spec
+
+    name, options = parse_spec(spec)
+    split, style = options.pop("split", "all"), options.pop("style", "canonical")
+    style_id = SEMANTICS[style]
+    dataset = make_dataset(f"{name}:" + ",".join(f"{k}={v}" for k, v in options.items()), augment=False,
+                           split=split)
+    indices = dataset.indices[:limit]
+    queries, normals = _queries(dataset.layout)
+    cs = model.config.crop_size
+    crop_theta = theta_from_box(torch.tensor([[0.0, 0.0, cs, cs]]), (cs, cs), scale=1.0)
+    preds, truths = [], []
+    model.eval()
+    for start in range(0, len(indices), batch_size):
+        crops, maps = [], []
+        for i in indices[start:start + batch_size]:
+            sample = dataset.reader[int(i)]
+            crop, A = real_box_crop(sample.load_image(), sample.landmarks.astype(np.float64), cs)
+            crops.append(crop)
+            maps.append(A)
+            truths.append(sample.landmarks.astype(np.float64))
+        images = _image_tensor(crops)
+        style_ids = torch.full((len(crops),), style_id, dtype=torch.long)
+        with torch.no_grad():
+            out = model(images, queries, style_ids=style_ids, normals=normals,
+                        crop_theta=crop_theta.expand(len(crops), 2, 3))
+        for p, A in zip(out["points_2d"].numpy().astype(np.float64), maps):
+            preds.append((p - A[:, 2]) / A[0, 0])  # crop -> image pixels
+    pred, gt = np.stack(preds), np.stack(truths)
+    nme_io = metrics.nme(pred, gt, metrics.inter_ocular_distance(gt, dataset.layout))
+    nme_box = metrics.nme(pred, gt, metrics.box_size(gt))
+    return {"num_images": len(gt), "nme_io": float(nme_io.mean()), "nme_box": float(nme_box.mean()),
+            "fr_io@0.1": metrics.failure_rate(nme_io), "auc_io@0.1": metrics.auc(nme_io),
+            "per_image": {"nme_io": nme_io, "nme_box": nme_box}}
+
+
 # --- command line --------------------------------------------------------------------------------------------------
 
 def _method_names(paths: list[str]) -> list[str]:
@@ -397,6 +466,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--layout", default=None, help="landmark layout (default: the style's, ibug68)")
     parser.add_argument("--style", default="canonical", choices=["canonical", *TRAINING_STYLES],
                         help="annotation semantics to ask for and score against")
+    parser.add_argument("--real", action="append", default=[], metavar="NAME=SPEC",
+                        help="real faces from their ground-truth box crop (repeatable; see the module docstring)")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--limit", type=int, default=None, help="evaluate only the first N test images")
     parser.add_argument("--title", default="Evaluation")
@@ -404,8 +475,14 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if not args.checkpoint and not args.variant:
         parser.error("give at least one --checkpoint or --variant")
-    if not args.data and not args.sequences:
-        parser.error("give --data and/or --sequences")
+    if not args.data and not args.sequences and not args.real:
+        parser.error("give --data, --sequences and/or --real")
+    real_sets = []
+    for entry in args.real:
+        name, sep, spec = entry.partition("=")
+        if not sep or not name or ":" not in spec:
+            parser.error(f"--real {entry!r}: expected NAME=DATASET:root=PATH[,...]")
+        real_sets.append((name, spec))
 
     methods = [(name, path, None) for name, path in zip(_method_names(args.checkpoint), args.checkpoint)]
     methods += [(f"{variant} (untrained)", None, variant) for variant in args.variant]
@@ -423,7 +500,10 @@ def main(argv: list[str] | None = None) -> int:
                 result.update(evaluate_model(model, args.data, args.layout, args.style, args.batch_size, args.limit))
             if args.sequences:
                 result.update(evaluate_sequences(model, args.sequences, args.layout or "ibug68"))
-            results[name] = result
+            if result or not real_sets:
+                results[name] = result
+            for set_name, spec in real_sets:
+                results[f"{name}: {set_name}"] = evaluate_real(model, spec, args.batch_size, args.limit)
     except (ValueError, KeyError, FileNotFoundError, OSError) as exc:
         log.error("%s", exc)
         return 2
