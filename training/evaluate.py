@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import pickle
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +36,7 @@ from core.layouts import SEMANTICS, load_layout
 from core.model import LandmarkDetector, create_model
 from core.model.stn import theta_from_box
 from training import metrics
+from training.checkpoints import load_checkpoint_file
 from training.synth.sample import TRAINING_STYLES
 
 log = logging.getLogger(__name__)
@@ -80,15 +80,13 @@ DEFINITIONS = """\
 
 # --- models --------------------------------------------------------------------------------------------------------
 
-def load_checkpoint(path: str | Path) -> LandmarkDetector:
-    """A detector from a trainer checkpoint: {"model": state_dict, "config": {"model": model config dict, ...}}."""
+def load_checkpoint(path: str | Path, allow_pickle: bool = False) -> LandmarkDetector:
+    """A detector from a trainer checkpoint: {"model": state_dict, "config": {"model": model config dict, ...}}
+    (read by training.checkpoints.load_checkpoint_file: `allow_pickle` for a trusted file with pickled objects)."""
     path = Path(path)
-    try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except pickle.UnpicklingError:
-        log.warning("%s holds objects other than tensors and plain types: loading it with full unpickling, "
-                    "which runs code from the file (only do this with your own checkpoints)", path)
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+    checkpoint = load_checkpoint_file(path, allow_pickle=allow_pickle)
+    if not isinstance(checkpoint, dict):
+        raise ValueError(f"{path}: expected a checkpoint dict, got a {type(checkpoint).__name__}")
     config = checkpoint.get("config") or {}
     if "model" not in config:
         raise ValueError(f"{path}: the checkpoint's 'config' has no 'model' entry (the model configuration)")
@@ -471,6 +469,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--limit", type=int, default=None, help="evaluate only the first N test images")
     parser.add_argument("--title", default="Evaluation")
+    parser.add_argument("--allow-pickle", action="store_true",
+                        help="read checkpoints holding pickled objects (runs code from them: trusted files only)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     if not args.checkpoint and not args.variant:
@@ -490,7 +490,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         for name, path, variant in methods:
             if path is not None:
-                model = load_checkpoint(path)
+                model = load_checkpoint(path, args.allow_pickle)
             else:
                 torch.manual_seed(0)
                 model = create_model(variant).eval()

@@ -37,6 +37,7 @@ from core.layouts import SEMANTICS
 from core.model import MODEL_VARIANTS, LandmarkDetector, ModelConfig, create_model, export_onnx
 from core.model.detector import DIRECT_CROP_INPUT, DIRECT_CROP_PIXELS_INPUT, FIND_FACE_INPUT, onnx_io_names
 from core.model.stn import full_frame_theta, sample_crop, theta_from_box
+from training.checkpoints import CheckpointError, load_checkpoint_file
 
 log = logging.getLogger(__name__)
 
@@ -94,9 +95,10 @@ def _trained_image_size(checkpoint: dict) -> tuple[int, int] | None:
     return None
 
 
-def load_model(source: str | Path) -> LoadedModel:
+def load_model(source: str | Path, allow_pickle: bool = False) -> LoadedModel:
     """A detector in eval mode from a checkpoint file or a MODEL_VARIANTS name, a description of it, and the
-    frame size and crop scale it was trained with when the checkpoint records them."""
+    frame size and crop scale it was trained with when the checkpoint records them. A file holding pickled
+    objects is refused unless `allow_pickle` (training.checkpoints.load_checkpoint_file)."""
     path = Path(source)
     if not path.is_file():
         if str(source) in MODEL_VARIANTS:
@@ -106,10 +108,9 @@ def load_model(source: str | Path) -> LoadedModel:
         raise ExportError(f"{source}: no such checkpoint file, and not a model variant "
                           f"(variants: {', '.join(MODEL_VARIANTS)})")
     try:
-        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # noqa: BLE001 - older checkpoints may pickle config objects; the file is the user's own
-        log.info("%s: not loadable with weights_only=True, loading it fully", path)
-        checkpoint = torch.load(path, map_location="cpu", weights_only=False)
+        checkpoint = load_checkpoint_file(path, allow_pickle=allow_pickle)
+    except CheckpointError as exc:
+        raise ExportError(str(exc)) from None
     if not isinstance(checkpoint, dict):
         raise ExportError(f"{path}: expected a checkpoint dict with 'model' and 'model_config', "
                           f"got a {type(checkpoint).__name__}")
@@ -198,7 +199,7 @@ def parity(model: LandmarkDetector, path: str | Path, image_hw: tuple[int, int] 
 def save_weights(source: str | Path, out: str | Path) -> Path:
     """A shippable torch checkpoint: the model weights and config of a training checkpoint, without the optimizer
     state (a third of the size); `training.evaluate.load_checkpoint` and this module's `load_model` read it."""
-    checkpoint = torch.load(source, map_location="cpu", weights_only=True)
+    checkpoint = load_checkpoint_file(source)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
     slim = {"model": checkpoint["model"], "config": {k: checkpoint["config"][k] for k in ("model", "data")
@@ -219,16 +220,18 @@ def main(argv: list[str] | None = None) -> int:
                              f"in the checkpoint, else {DEFAULT_IMAGE_SIZE[0]} {DEFAULT_IMAGE_SIZE[1]})")
     parser.add_argument("--weights", metavar="OUT.pt", help="also write the checkpoint's weights and config alone "
                                                                "(no optimizer state): the torch model that ships")
+    parser.add_argument("--allow-pickle", action="store_true",
+                        help="read a checkpoint holding pickled objects (runs code from it: trusted files only)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
-    if args.weights:
-        print(f"wrote {save_weights(args.source, args.weights)}")
     torch.set_num_threads(min(2, torch.get_num_threads()))
     try:
-        model, source, trained_hw, crop_scale = load_model(args.source)
+        if args.weights:
+            print(f"wrote {save_weights(args.source, args.weights)}")
+        model, source, trained_hw, crop_scale = load_model(args.source, args.allow_pickle)
         image_hw = tuple(args.image_size) if args.image_size else (trained_hw or DEFAULT_IMAGE_SIZE)
         path = export_model(model, args.out, image_hw, source, crop_scale)
-    except ExportError as exc:
+    except (ExportError, CheckpointError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     params = sum(p.numel() for p in model.parameters())

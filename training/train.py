@@ -23,7 +23,6 @@ import json
 import logging
 import math
 import os
-import pickle
 import random
 import re
 import sys
@@ -42,6 +41,7 @@ from tqdm import tqdm
 from core.model import ModelConfig, create_model
 from core.model.stn import crop_to_image, full_frame_theta, theta_from_box
 from core.overlay import contact_sheet, draw_landmarks
+from training.checkpoints import load_checkpoint_file, save_checkpoint
 from training.data import MixSampler, build_mix, collate
 from training.losses import compute_losses
 
@@ -116,22 +116,6 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -
 
 # ---------------------------------------------------------------------------------------------- checkpoints
 
-def save_checkpoint(state: dict, path: Path) -> None:
-    """torch.save to a temporary file in the same folder, fsync, then os.replace: a kill leaves either the old
-    checkpoint or the new one, never a partial file."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def rng_state() -> dict:
     """Python, numpy and torch RNG states as tensors and plain types, so the checkpoint loads with
     torch.load(weights_only=True)."""
@@ -190,9 +174,12 @@ def run_model(model: torch.nn.Module, batch: dict[str, torch.Tensor], crop_scale
     return model(batch["image"], batch["queries"], style_ids=batch["style_id"], normals=batch["normals"], **kwargs)
 
 
-def load_initial_weights(model: torch.nn.Module, path: str | Path) -> None:
+def load_initial_weights(model: torch.nn.Module, path: str | Path, allow_pickle: bool = False) -> None:
     """Start a fresh run from another checkpoint's model weights (tensors whose name and shape match)."""
-    state = torch.load(path, map_location="cpu", weights_only=True)["model"]
+    checkpoint = load_checkpoint_file(path, allow_pickle=allow_pickle)
+    if not isinstance(checkpoint, dict) or not isinstance(checkpoint.get("model"), dict):
+        raise ValueError(f"init_weights {path}: not a checkpoint with model weights under 'model'")
+    state = checkpoint["model"]
     own = model.state_dict()
     matched = {k: v for k, v in state.items() if k in own and own[k].shape == v.shape}
     model.load_state_dict(matched, strict=False)
@@ -424,10 +411,7 @@ def train(config: dict) -> Path:
     resume = cfg["resume"]
     ckpt_path = run_dir / "last.pt" if resume in ("auto", True) else (Path(resume) if resume else None)
     if ckpt_path is not None and ckpt_path.is_file():
-        try:
-            state = torch.load(ckpt_path, map_location=device, weights_only=True)
-        except pickle.UnpicklingError:  # an older checkpoint of ours, with numpy RNG state inside
-            state = torch.load(ckpt_path, map_location=device, weights_only=False)
+        state = load_checkpoint_file(ckpt_path, device, bool(cfg["allow_pickle"]))
         raw.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
@@ -438,7 +422,7 @@ def train(config: dict) -> Path:
     elif resume not in ("auto", True, None, False):
         raise FileNotFoundError(f"resume checkpoint {ckpt_path} does not exist")
     elif cfg["init_weights"]:
-        load_initial_weights(raw, cfg["init_weights"])
+        load_initial_weights(raw, cfg["init_weights"], bool(cfg["allow_pickle"]))
     model = (torch.nn.parallel.DistributedDataParallel(raw, device_ids=[device.index] if device.type == "cuda"
                                                        else None) if world > 1 else raw)
 

@@ -30,8 +30,9 @@ from tqdm import tqdm
 
 from core.model import create_model
 from core.model.stn import finder_losses, supersample_factor, theta_from_box
+from training.checkpoints import CheckpointError, load_checkpoint_file, save_checkpoint
 from training.data import make_dataset
-from training.train import lr_factor, save_checkpoint
+from training.train import lr_factor
 
 log = logging.getLogger("training.train_finder")
 
@@ -119,7 +120,7 @@ def train_finder(args: argparse.Namespace) -> Path:
     rng = np.random.default_rng(args.seed)
     if args.threads:
         torch.set_num_threads(args.threads)
-    init = torch.load(args.init, map_location="cpu", weights_only=True)
+    init = load_checkpoint_file(args.init)
     config = json.loads(json.dumps(init["config"]))
     config["model"]["stn_finder"] = True
     crop_scale = float(config.get("data", {}).get("crop_scale", 1.3))
@@ -200,7 +201,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--threads", type=int, default=0)
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
-    train_finder(args)
+    try:
+        train_finder(args)
+    except CheckpointError as exc:
+        log.error("%s", exc)
+        return 2
     return 0
 
 
