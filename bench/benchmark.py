@@ -553,6 +553,10 @@ def benchmark(model_path: Path, limit: int | None, out_dir: Path) -> Path:
     # Report.
     lines = write_report(command, model, synth, acc, acc_common, acc_style, ours_extra, mp_pose, agreement, stability, speed,
                          peers, rel, ced_path, photos, (load_peers, load_ours))
+    from bench.realfaces.report import kept_section
+
+    # The real-face section comes from `python -m bench.realfaces --doc` (its own run): kept as it is.
+    lines += kept_section(report_path)
     report_path.write_text("\n".join(lines) + "\n")
     log.info("wrote %s", report_path)
     return report_path

@@ -7,7 +7,9 @@ MediaPipe pins protobuf<5, which our training stack cannot share, so `bench.benc
 
 JOB.json: {"tasks": [{"name": str, "npy": path of a (T, H, W, 3) RGB uint8 stack,
                       "mode": "image" | "video", "fps": float, "warmup": int, "single_core": bool,
-                      "methods": optional subset of the job's methods}, ...],
+                      "methods": optional subset of the job's methods,
+                      "dlib_upsample": optional int, the times dlib's detector upsamples (default: once
+                      for images under 400 px, else not)}, ...],
            "methods": ["mediapipe", "dlib"]}
 `mode` "video" runs MediaPipe in its VIDEO running mode (it tracks between frames) over the frames in order;
 "image" treats each frame independently. dlib is always per frame. The first `warmup` frames are run, then dropped
@@ -105,18 +107,20 @@ class MediaPipePeer:
 class DlibPeer:
     """dlib HOG face detector + the 68-point shape predictor (face_recognition_models' copy), best-scoring face."""
 
-    def __init__(self) -> None:
+    def __init__(self, upsample: int | None = None) -> None:
+        """`upsample`: the detector's upsampling count for every image (None: the rule in __call__)."""
         import dlib
         import face_recognition_models
 
         self.dlib = dlib
+        self.upsample = upsample
         self.detector = dlib.get_frontal_face_detector()
         self.predictor = dlib.shape_predictor(face_recognition_models.pose_predictor_model_location())
 
     def __call__(self, rgb: np.ndarray, fps: float) -> tuple[np.ndarray | None, None]:
         # The HOG detector finds faces of about 80 px and up: upsample small images once (dlib's own examples
         # do this), but not 640x480 frames, where it would cost 4x the time for no benefit here.
-        upsample = 1 if min(rgb.shape[:2]) < 400 else 0
+        upsample = self.upsample if self.upsample is not None else 1 if min(rgb.shape[:2]) < 400 else 0
         boxes, scores, _ = self.detector.run(rgb, upsample, 0.0)
         if len(boxes) == 0:
             return None, None
@@ -143,7 +147,7 @@ def run_task(task: dict[str, Any], methods: list[str]) -> dict[str, Any]:
     out: dict[str, Any] = {}
     try:
         for method in task.get("methods", methods):
-            peer = MediaPipePeer(mode) if method == "mediapipe" else DlibPeer()
+            peer = MediaPipePeer(mode) if method == "mediapipe" else DlibPeer(task.get("dlib_upsample"))
             # In VIDEO mode the warm-up frames are the start of the same clip: timing continues the track.
             for k in range(min(warmup, len(frames))):
                 peer(np.asarray(frames[k]), fps)
