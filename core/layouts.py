@@ -36,7 +36,7 @@ IBUG68_CONTOURS: dict[str, list[int]] = {
 
 # Annotation semantics (dataset styles) the semantic correction network knows, by id; 0 is the canonical surface.
 # Dataset readers name their semantics with these keys; the trained model's style embedding uses these ids.
-SEMANTICS: dict[str, int] = {"canonical": 0, "ibug2d": 1, "aflw3d": 2, "wflw": 3, "cofw": 4}
+SEMANTICS: dict[str, int] = {"canonical": 0, "ibug2d": 1, "aflw3d": 2, "wflw": 3, "cofw": 4, "frl": 5}
 
 
 def semantics_id(name: str) -> int:

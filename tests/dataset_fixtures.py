@@ -190,3 +190,33 @@ def make_merlrav(root: Path) -> dict[str, np.ndarray]:
         write_pts(root / f"{stem}.pts", points)
         write_image(root / f"{stem.removesuffix('_1')}.jpg")
     return faces
+
+
+FRL_POINTS = 189
+# Two of the FRL template's drawing lines (the left iris loop, the left eye's upper lid), as a .tem stores them.
+FRL_TEMPLATE_LINES = [[2, 3, 4, 5, 6, 7, 8, 9, 2], [18, 19, 20, 21, 22]]
+
+
+def frl_points(k: int) -> np.ndarray:
+    """189 distinct points inside the fixture image, in .tem (top-left-corner origin) pixels."""
+    i = np.arange(FRL_POINTS, dtype=np.float64)
+    return np.stack([1.0 + (i % 27) + 0.25 * k, 1.0 + (i // 27) * 3.0 + 0.5 * k], axis=1)
+
+
+def tem_text(points: np.ndarray, lines: list[list[int]] = FRL_TEMPLATE_LINES) -> str:
+    """A .tem file as webmorph writes them: the count, `x<TAB>y` rows, then the line definitions."""
+    rows = "".join(f"{x:.3f}\t{y:.3f}\n" for x, y in points)
+    defs = "".join(f"0\n{len(line)}\n{' '.join(map(str, line))}\n" for line in lines)
+    return f"{len(points)}\n{rows}{len(lines)}\n{defs}"
+
+
+def make_frl(root: Path) -> dict[str, np.ndarray]:
+    """FRL-like tree: neutral_front/ and canada/ photos with .tem files, plus a .tem without a photo."""
+    faces = {"neutral_front/001_03": frl_points(0), "canada/003f": frl_points(1)}
+    for stem, points in faces.items():
+        (root / stem).parent.mkdir(parents=True, exist_ok=True)
+        (root / f"{stem}.tem").write_text(tem_text(points))
+        write_image(root / f"{stem}.jpg")
+    (root / "smiling_front").mkdir(parents=True, exist_ok=True)
+    (root / "smiling_front" / "orphan.tem").write_text(tem_text(frl_points(2)))
+    return faces

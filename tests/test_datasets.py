@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import sys
@@ -20,14 +21,17 @@ from training.datasets import (
     AnnotatedImage,
     AnnotationError,
     COFWDataset,
+    FRLDataset,
     IBUG300VWDataset,
     IBUG300WDataset,
     MERLRAVDataset,
     WFLWDataset,
     open_dataset,
     parse_pts,
+    parse_tem,
     read_image,
 )
+from training.datasets.frl import frl_layout_indices, parse_tem_template_lines
 
 # ---------------------------------------------------------------- .pts / 300W
 
@@ -376,6 +380,97 @@ def test_aflw2000_malformed(tmp_path: Path) -> None:
         AFLW2000Dataset(tmp_path)[0]
 
 
+# ---------------------------------------------------------------- FRL .tem
+
+
+def test_parse_tem_reads_points_and_lines(tmp_path: Path) -> None:
+    path = tmp_path / "a.tem"
+    path.write_text(fx.tem_text(fx.frl_points(0)))
+    np.testing.assert_allclose(parse_tem(path), fx.frl_points(0))
+    assert parse_tem_template_lines(path) == fx.FRL_TEMPLATE_LINES
+
+
+def test_frl_reader_returns_the_layout_points_in_layout_order(tmp_path: Path, caplog: pytest.LogCaptureFixture
+                                                               ) -> None:
+    truth = fx.make_frl(tmp_path)
+    with caplog.at_level(logging.WARNING):
+        ds = FRLDataset(tmp_path)
+    assert "orphan.tem" in caplog.text  # a template without a photo is skipped
+    assert len(ds) == 2
+    indices = frl_layout_indices()
+    assert len(indices) == len(set(indices)) and all(0 <= i < 189 for i in indices)
+    by_stem = {str(s.extras["annotation_path"].relative_to(tmp_path).with_suffix("")): s for s in ds}
+    assert set(by_stem) == set(truth)
+    for stem, points in truth.items():
+        sample = by_stem[stem]
+        assert sample.layout == "frl" and sample.semantics == "frl"
+        assert sample.landmarks.dtype == np.float32 and sample.landmarks.shape == (len(indices), 2)
+        # .tem positions are top-left-corner pixel coordinates already: no offset.
+        np.testing.assert_allclose(sample.landmarks, points[indices], atol=1e-5)
+        assert (sample.visibility == 1).all() and sample.visibility.shape == (len(indices),)
+        assert sample.image_path == tmp_path / f"{stem}.jpg"
+        assert sample.load_image().shape == (fx.H, fx.W, 3)
+
+
+def test_frl_layout_names_carry_the_template_index() -> None:
+    from core.layouts import LAYOUTS_DIR
+
+    names = json.loads((LAYOUTS_DIR / "frl.json").read_text())["names"]
+    assert frl_layout_indices() == [int(n.split(":")[0]) for n in names]
+    assert names[frl_layout_indices().index(18)] == "18: outside corner of left eye"
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda rows: ["many", *rows[1:]], r"line 1: expected the point count \(an integer\), got 'many'"),
+        (lambda rows: rows[:50], r"line 50: the point count says 189 but the file ends after 49 point lines"),
+        (lambda rows: rows[:5] + ["12.5 x"] + rows[6:], r"line 6: expected 2 numbers 'x<TAB>y', got '12.5 x'"),
+        (lambda rows: rows[:5] + ["12.5\t8\t3"] + rows[6:], r"line 6: expected 2 numbers"),
+        (lambda rows: rows[:7] + ["inf\t3"] + rows[7:], r"line 8: point is not finite"),
+    ],
+)
+def test_malformed_tem_names_file_and_line(tmp_path: Path, edit, message: str) -> None:
+    path = tmp_path / "bad.tem"
+    path.write_text("\n".join(edit(fx.tem_text(fx.frl_points(0)).splitlines())) + "\n")
+    with pytest.raises(AnnotationError, match=r"bad\.tem " + message):
+        parse_tem(path)
+
+
+def test_malformed_tem_template_lines(tmp_path: Path) -> None:
+    path = tmp_path / "bad.tem"
+    path.write_text(fx.tem_text(fx.frl_points(0), [[18, 19, 500]]))
+    with pytest.raises(AnnotationError, match=r"bad\.tem line 194: expected 3 point indices in 0\.\.188"):
+        parse_tem_template_lines(path)
+
+
+def test_frl_reader_rejects_other_templates(tmp_path: Path) -> None:
+    (tmp_path / "a.tem").write_text(fx.tem_text(fx.frl_points(0)[:179], []))
+    fx.write_image(tmp_path / "a.jpg")
+    ds = FRLDataset(tmp_path)
+    with pytest.raises(AnnotationError, match=r"a\.tem line 1: expected the 189-point FRL template, found 179"):
+        ds[0]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    with pytest.raises(FileNotFoundError, match="no .tem files with images"):
+        FRLDataset(empty)
+
+
+def test_frl_real_dataset_yields_items(tmp_path: Path) -> None:
+    from core.layouts import SEMANTICS, load_layout
+    from training.data import RealDataset
+
+    fx.make_frl(tmp_path)
+    ds = RealDataset(f"frl:root={tmp_path}", image_size=64, augment=False)
+    assert len(ds) == 2 and ds.layout == "frl"
+    n = len(load_layout("frl"))
+    for i in range(len(ds)):
+        item = ds[i]
+        assert item["image"].shape == (3, 64, 64) and int(item["style_id"]) == SEMANTICS["frl"]
+        assert item["queries"].shape == (n, 3) and item["targets_2d"].shape == (n, 2)
+        assert bool((item["valid"] == 1).all())
+
+
 # ---------------------------------------------------------------- open_dataset
 
 
@@ -386,6 +481,7 @@ def test_open_dataset_specs(tmp_path: Path) -> None:
     fx.make_aflw2000(tmp_path / "AFLW")
     fx.make_300vw(tmp_path / "300VW", n_frames=2)
     fx.make_merlrav(tmp_path / "MERL")
+    fx.make_frl(tmp_path / "FRL")
     cases = {
         f"300w:root={tmp_path / '300W'}": (IBUG300WDataset, 3),
         f"wflw:root={tmp_path / 'WFLW'},split=test": (WFLWDataset, 2),
@@ -393,16 +489,17 @@ def test_open_dataset_specs(tmp_path: Path) -> None:
         f"aflw2000:root={tmp_path / 'AFLW'}": (AFLW2000Dataset, 2),
         f"300vw:root={tmp_path / '300VW'}": (IBUG300VWDataset, 2),
         f"merlrav:root={tmp_path / 'MERL'},split=test": (MERLRAVDataset, 1),
+        f"frl:root={tmp_path / 'FRL'}": (FRLDataset, 2),
         f" WFLW : root = {tmp_path / 'WFLW'} , split = test ": (WFLWDataset, 2),
     }
     for spec, (cls, n) in cases.items():
         ds = open_dataset(spec)
         assert type(ds) is cls and len(ds) == n, spec
-    assert set(DATASETS) == {"300w", "300vw", "merlrav", "wflw", "cofw", "aflw2000"}
+    assert set(DATASETS) == {"300w", "300vw", "merlrav", "wflw", "cofw", "aflw2000", "frl"}
 
 
 def test_open_dataset_errors(tmp_path: Path) -> None:
-    valid = "300w, 300vw, merlrav, wflw, cofw, aflw2000"
+    valid = "300w, 300vw, merlrav, wflw, cofw, aflw2000, frl"
     with pytest.raises(ValueError, match=rf"unknown dataset 'lfpw'.*valid names: {valid}"):
         open_dataset("lfpw:root=/x")
     with pytest.raises(ValueError, match=r"needs root=PATH.*valid names: 300w"):

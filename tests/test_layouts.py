@@ -11,9 +11,9 @@ from scipy.spatial import cKDTree
 from core.facemodel import NARROW_FACE_VERTICES, find_facemodel, load_facemodel
 from core.layouts import LayoutError, available_layouts, closest_surface_point, load_layout
 from core.layouts import _closest_point_on_triangles
-from training.build_layouts import IBUG68_IN_WFLW98
+from training.build_layouts import FRL_ANCHORS, FRL_SURFACES, IBUG68_IN_WFLW98
 
-BUILT_IN = ("ibug68", "wflw98", "dense")
+BUILT_IN = ("ibug68", "wflw98", "dense", "frl")
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +64,46 @@ def test_dense_is_even_and_on_the_narrow_face(model):
     points = layout.canonical_points(model)
     nearest = cKDTree(points).query(points, k=2)[0][:, 1]
     assert nearest.min() > 0.3 * np.median(nearest)
+
+
+def test_frl_points_are_named_surface_points(model):
+    layout = load_layout("frl")
+    assert len(layout) >= 60 and len(layout.names) == len(layout)
+    indices = [int(name.split(":", 1)[0]) for name in layout.names]
+    assert indices == sorted(set(indices)) and 0 <= indices[0] and indices[-1] < 189
+    assert all(name.split(":", 1)[1].strip() for name in layout.names)
+    # On the skin or the eyes, exactly on the surface.
+    materials = {model.material_names.index(m) for group in ("skin", "eye") for m in FRL_SURFACES[group]}
+    assert set(model.triangle_material[layout.triangles].tolist()) <= materials
+    points = layout.canonical_points(model)
+    tri, bary = closest_surface_point(points, model.neutral, model.triangles)
+    on_surface = np.einsum("nk,nkd->nd", bary, model.neutral[model.triangles[tri]])
+    assert np.linalg.norm(on_surface - points, axis=1).max() < 1e-4
+    # FRL's left is the image's: its left eye and mouth corner are on the subject's right (x < 0).
+    p = dict(zip(indices, points))
+    assert p[18][0] < p[22][0] < 0 < p[23][0] < p[27][0] and p[87][0] < 0 < p[93][0] and p[0][0] < 0 < p[1][0]
+    # The fitting anchors land near the built-in points they were paired with.
+    for frl, (name, i) in FRL_ANCHORS.items():
+        assert np.linalg.norm(p[frl] - load_layout(name).canonical_points(model)[i]) < 1.5, frl
+
+
+def test_frl_camera_fit_and_cast_recover_surface_points(model):
+    from core.geometry import pose_to_rotation
+    from training.build_layouts import WeakCamera, cast_onto_mesh, fit_weak_camera
+
+    truth = WeakCamera(12.0, pose_to_rotation(8.0, -5.0, 3.0), np.array([300.0, 320.0]))
+    points = load_layout("ibug68").canonical_points(model).astype(np.float64)
+    fitted = fit_weak_camera(points, truth.project(points))
+    assert abs(fitted.scale - 12.0) < 1e-4 and np.allclose(fitted.R, truth.R, atol=1e-5)
+    assert np.allclose(fitted.centre, truth.centre, atol=1e-3)
+    front = points[[8, 27, 28, 29, 30, 33, 48, 51, 54, 57]]  # not hidden at this pose
+    verts = model.neutral.astype(np.float64)
+    tri, bary = cast_onto_mesh(truth.project(front), truth, verts, model.triangles)
+    assert (tri >= 0).all()
+    hits = np.einsum("nk,nkd->nd", bary, verts[model.triangles[tri]])
+    assert np.linalg.norm(hits - front, axis=1).max() < 1e-3
+    missed, _ = cast_onto_mesh(np.array([[-1e4, -1e4]]), truth, verts, model.triangles)
+    assert missed.tolist() == [-1]
 
 
 def _write(tmp_path: Path, name: str, data) -> Path:

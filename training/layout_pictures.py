@@ -4,7 +4,7 @@
     python -m training.layout_pictures OUT_DIR wflw98 my.json  # only these layouts (names or JSON paths)
 
 Each picture shows the face frontal and in a 3/4 view side by side: an orthographic, flat-shaded render
-(painter's algorithm with matplotlib) with the layout's points on top. Layouts of up to 150 points get numbered
+(painter's algorithm with matplotlib) with the layout's points on top. Layouts of up to 200 points get numbered
 labels and their contours; denser ones are drawn as dots. Points hidden behind the face are left out.
 """
 from __future__ import annotations
@@ -37,7 +37,7 @@ VIEWS = {"frontal": 0.0, "three-quarter": 40.0}   # yaw in degrees; > 0 shows th
 LIGHT = np.array([-0.3, 0.4, 1.0]) / np.linalg.norm([-0.3, 0.4, 1.0])
 EXTENT = (-10.0, 10.0, -11.0, 10.5)               # canonical cm shown frontally: x_min, x_max, y_min, y_max
 FACE_CENTRE = np.array([0.0, 0.0, 5.5])           # kept in the middle of a turned view
-LABEL_LIMIT = 150
+LABEL_LIMIT = 200
 DEPTH_TOLERANCE = 0.25                            # cm a point may sit behind the visible surface
 ZBUFFER_PX_PER_CM = 40
 

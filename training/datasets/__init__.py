@@ -13,6 +13,7 @@ Datasets (name: reader, layout, semantics):
     wflw      WFLWDataset(root, split="train")   wflw98  wflw
     cofw      COFWDataset(root, split="train")   cofw29  cofw
     aflw2000  AFLW2000Dataset(root)              ibug68  aflw3d   (with depth and head pose)
+    frl       FRLDataset(root)                   frl     frl      (FRL London .tem; the template points on the face)
 """
 
 from __future__ import annotations
@@ -23,12 +24,14 @@ from pathlib import Path
 from .aflw2000 import AFLW2000Dataset
 from .cofw import COFWDataset
 from .common import AnnotatedImage, AnnotationError, LandmarkDataset, read_image, read_video_frame
+from .frl import FRLDataset, parse_tem
 from .pts import IBUG300VWDataset, IBUG300WDataset, MERLRAVDataset, parse_pts
 from .wflw import WFLWDataset
 
 DATASETS: dict[str, type[LandmarkDataset]] = {
     cls.name: cls
-    for cls in (IBUG300WDataset, IBUG300VWDataset, MERLRAVDataset, WFLWDataset, COFWDataset, AFLW2000Dataset)
+    for cls in (IBUG300WDataset, IBUG300VWDataset, MERLRAVDataset, WFLWDataset, COFWDataset, AFLW2000Dataset,
+                FRLDataset)
 }
 
 
@@ -68,6 +71,7 @@ __all__ = [
     "AnnotationError",
     "COFWDataset",
     "DATASETS",
+    "FRLDataset",
     "IBUG300VWDataset",
     "IBUG300WDataset",
     "LandmarkDataset",
@@ -75,6 +79,7 @@ __all__ = [
     "WFLWDataset",
     "open_dataset",
     "parse_pts",
+    "parse_tem",
     "read_image",
     "read_video_frame",
 ]

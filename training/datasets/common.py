@@ -123,6 +123,28 @@ def find_image_beside(annotation: Path) -> Path | None:
     return None
 
 
+def annotations_with_images(root: Path, annotations: list[Path], dataset: str,
+                            kind: str) -> list[tuple[Path, Path]]:
+    """(annotation, image) pairs for the annotation files that have an image beside them (`find_image_beside`).
+
+    Files without one are skipped with a warning naming the first; no pair at all is a FileNotFoundError.
+    `kind` names the files in those messages (".pts").
+    """
+    pairs, missing = [], []
+    for annotation in annotations:
+        image = find_image_beside(annotation)
+        if image is None:
+            missing.append(annotation)
+        else:
+            pairs.append((annotation, image))
+    if missing:
+        log.warning("%s: skipped %d %s files with no image beside them (first: %s)", dataset, len(missing), kind,
+                    missing[0])
+    if not pairs:
+        raise FileNotFoundError(f"{dataset}: no {kind} files with images under {root}")
+    return pairs
+
+
 def read_image(path: str | Path) -> np.ndarray:
     """Read an image file as RGB uint8 (H, W, 3), converting grayscale, alpha and 16-bit images.
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .common import IBUG68, AnnotatedImage, AnnotationError, LandmarkDataset, check_split, find_image_beside
+from .common import IBUG68, AnnotatedImage, AnnotationError, LandmarkDataset, annotations_with_images, check_split
 
 log = logging.getLogger(__name__)
 
@@ -96,23 +96,6 @@ def _read_68(path: Path) -> np.ndarray:
     return points
 
 
-def _pts_with_images(root: Path, pts_files: list[Path], dataset: str) -> list[tuple[Path, Path]]:
-    pairs, missing = [], []
-    for pts in pts_files:
-        image = find_image_beside(pts)
-        if image is None:
-            missing.append(pts)
-        else:
-            pairs.append((pts, image))
-    if missing:
-        log.warning(
-            "%s: skipped %d .pts files with no image beside them (first: %s)", dataset, len(missing), missing[0]
-        )
-    if not pairs:
-        raise FileNotFoundError(f"{dataset}: no .pts files with images under {root}")
-    return pairs
-
-
 class IBUG300WDataset(LandmarkDataset):
     """300W (and any folder tree of images with same-stem iBUG 68-point .pts files), walked recursively."""
 
@@ -120,7 +103,7 @@ class IBUG300WDataset(LandmarkDataset):
 
     def __init__(self, root: str | Path) -> None:
         super().__init__(root)
-        self._items = _pts_with_images(self.root, sorted(self.root.rglob("*.pts")), self.name)
+        self._items = annotations_with_images(self.root, sorted(self.root.rglob("*.pts")), self.name, ".pts")
 
     def _load(self, item: tuple[Path, Path]) -> AnnotatedImage:
         pts, image = item
@@ -209,7 +192,7 @@ class MERLRAVDataset(LandmarkDataset):
         if split != "all":
             folder = f"{split}set"
             pts_files = [p for p in pts_files if folder in p.relative_to(self.root).parts]
-        self._items = _pts_with_images(self.root, pts_files, self.name)
+        self._items = annotations_with_images(self.root, pts_files, self.name, ".pts")
 
     def _load(self, item: tuple[Path, Path]) -> AnnotatedImage:
         pts, image = item
