@@ -294,7 +294,8 @@ def test_export_cli_from_checkpoint(tmp_path):
     assert LandmarkModel(out).input_hw == (96, 128) and LandmarkModel(out).crop_scale == 1.3  # the default
     # The trainer's layout: config holds the model fields and the training frame size (the default export size)
     # and crop scale (the runtime's crops around landmarks).
-    torch.save({"model": model.state_dict(), "rng": {"numpy": np.random.get_state()},
+    from training.train import rng_state
+    torch.save({"model": model.state_dict(), "rng": rng_state(),
                 "config": {"model": {**SMALL, "variant": "full"}, "data": {"image_size": 96, "crop_scale": 1.5}}},
                ckpt)
     assert main([str(ckpt), str(out)]) == 0

@@ -26,7 +26,7 @@ import numpy as np
 from core import geometry
 
 # Outer eye corners (0-based) for the inter-ocular distance, per layout with a standard definition.
-OUTER_EYE_CORNERS: dict[str, tuple[int, int]] = {"ibug68": (36, 45), "wflw98": (60, 72)}
+OUTER_EYE_CORNERS: dict[str, tuple[int, int]] = {"ibug68": (36, 45), "wflw98": (60, 72), "frl": (18, 27)}
 FAILURE_THRESHOLD = 0.1
 WFLW_FAILURE_THRESHOLD = 0.08
 
