@@ -205,7 +205,7 @@ def open_footage(path: str | Path):  # -> core.runtime.video.VideoFile | ImageSe
     from core.runtime.video import VideoReadError, open_frames
 
     path = Path(path)
-    if not path.exists():
+    if not path.exists() and not path.is_symlink():  # a link loop or a broken link: the reader says which
         raise TrackingError(strings.ERR_FOOTAGE_MISSING.format(path=path))
     if path.is_file() and is_image_path(path):
         path = path.parent  # Blender's image-sequence clips point at one frame of the folder

@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import functools
 import json
+import math
+import reprlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -21,7 +23,7 @@ import numpy as np
 
 from core import geometry
 from core.facemodel import FaceModel, load_facemodel
-from core.paths import ASSETS_DIR
+from core.paths import ASSETS_DIR, input_file_problem
 
 LAYOUTS_DIR = ASSETS_DIR / "layouts"
 
@@ -102,44 +104,76 @@ def vertex_to_triangle(vertex_ids: np.ndarray, face_triangles: np.ndarray) -> tu
     return tris, bary
 
 
-def layout_from_json(data: dict, source: str, model: FaceModel | None = None) -> Layout:
-    """Validate a parsed layout JSON; `source` names the file in error messages."""
+def _index_list(value: object, source: str, field: str, count: int, of: str) -> np.ndarray:
+    """A JSON list of integer ids in 0..count-1 (ids of `of`) as an int array, or a LayoutError naming the file
+    and the field."""
+    if not isinstance(value, list):
+        raise LayoutError(f"{source}: '{field}' must be a list of integer ids, not {reprlib.repr(value)}")
+    for i, v in enumerate(value):
+        # bool is an int subclass and a float id would be truncated: both are mistakes in the file.
+        if isinstance(v, bool) or not isinstance(v, int):
+            raise LayoutError(f"{source}: {field}[{i}] is {reprlib.repr(v)}, not an integer id")
+        if not 0 <= v < count:
+            raise LayoutError(f"{source}: {field}[{i}] is {reprlib.repr(v)}, outside 0..{count - 1} ({of})")
+    return np.array(value, np.int64)
+
+
+def _barycentric(value: object, source: str, count: int) -> np.ndarray:
+    """`count` finite weight triples, each >= 0 and summing to 1, as an (N, 3) float32 array."""
+    if not isinstance(value, list) or len(value) != count:
+        raise LayoutError(f"{source}: 'barycentric' must be a list of {count} weight triples (one per triangle)")
+    for i, row in enumerate(value):
+        if not (isinstance(row, list) and len(row) == 3
+                and all(isinstance(w, (int, float)) and not isinstance(w, bool) for w in row)):
+            raise LayoutError(f"{source}: barycentric[{i}] is {reprlib.repr(row)}, not a triple of numbers")
+        if not (all(math.isfinite(w) and w >= -1e-4 for w in row) and abs(sum(row) - 1) <= 1e-3):
+            raise LayoutError(f"{source}: barycentric[{i}] is {row}: the weights must be finite, >= 0 and "
+                              f"sum to 1")
+    return np.array(value, np.float32)
+
+
+def _text(value: object, source: str, field: str) -> str:
+    if not isinstance(value, str):
+        raise LayoutError(f"{source}: '{field}' must be a string, not {reprlib.repr(value)}")
+    return value
+
+
+def layout_from_json(data: object, source: str, model: FaceModel | None = None) -> Layout:
+    """Validate a parsed layout JSON; every error is a LayoutError naming `source` (the file) and the field.
+
+    Checked: the object and field types, integer ids (a float is refused, not truncated), triangle and vertex
+    ids against the face model, finite barycentric weights, names and contours against the number of points.
+    """
+    if not isinstance(data, dict):
+        raise LayoutError(f"{source}: expected a JSON object with 'triangles' and 'barycentric', or 'vertices'")
     model = model or load_facemodel()
-    num_tris = len(model.triangles)
-    name = data.get("name") or Path(source).stem
     if "vertices" in data:
-        verts = np.asarray(data["vertices"])
-        bad = np.flatnonzero((verts < 0) | (verts >= model.num_vertices))
-        if bad.size:
-            raise LayoutError(f"{source}: point {bad[0]} has vertex {verts[bad[0]]}, but the face model has "
-                              f"vertices 0..{model.num_vertices - 1}")
-        tris, bary = vertex_to_triangle(verts, model.triangles)
+        verts = _index_list(data["vertices"], source, "vertices", model.num_vertices, "the face model's vertices")
+        try:
+            tris, bary = vertex_to_triangle(verts, model.triangles)
+        except LayoutError as exc:
+            raise LayoutError(f"{source}: {exc}") from exc
     elif "triangles" in data and "barycentric" in data:
-        tris = np.asarray(data["triangles"])
-        bary = np.asarray(data["barycentric"], np.float32)
-        if tris.ndim != 1 or bary.shape != (len(tris), 3):
-            raise LayoutError(f"{source}: 'triangles' must be a list of N integers and 'barycentric' N triples "
-                              f"(got {tris.shape} and {bary.shape})")
-        bad = np.flatnonzero((tris < 0) | (tris >= num_tris) | (tris != np.round(tris)))
-        if bad.size:
-            raise LayoutError(f"{source}: point {bad[0]} refers to triangle {tris[bad[0]]}, but the face model "
-                              f"has triangles 0..{num_tris - 1}")
-        bad = np.flatnonzero((np.abs(bary.sum(1) - 1) > 1e-3) | (bary.min(1) < -1e-4))
-        if bad.size:
-            raise LayoutError(f"{source}: point {bad[0]} has barycentric weights {bary[bad[0]].tolist()}, "
-                              f"which must be >= 0 and sum to 1")
-        tris = tris.astype(int)
+        tris = _index_list(data["triangles"], source, "triangles", len(model.triangles),
+                           "the face model's triangles")
+        bary = _barycentric(data["barycentric"], source, len(tris))
     else:
         raise LayoutError(f"{source}: a layout needs 'triangles' + 'barycentric', or 'vertices'")
-    names = tuple(data.get("names", ()))
+    if len(tris) == 0:
+        raise LayoutError(f"{source}: the layout has no points")
+    names = data.get("names", [])
+    if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+        raise LayoutError(f"{source}: 'names' must be a list of strings")
     if names and len(names) != len(tris):
         raise LayoutError(f"{source}: {len(names)} names for {len(tris)} points")
-    contours = {k: [int(i) for i in v] for k, v in data.get("contours", {}).items()}
-    for key, idx in contours.items():
-        if idx and (min(idx) < 0 or max(idx) >= len(tris)):
-            raise LayoutError(f"{source}: contour '{key}' refers to a point outside 0..{len(tris) - 1}")
-    return Layout(name=name, triangles=tris, barycentric=bary, names=names, contours=contours,
-                  description=data.get("description", ""))
+    contours = data.get("contours", {})
+    if not isinstance(contours, dict):
+        raise LayoutError(f"{source}: 'contours' must be an object of name: [point, ...]")
+    contours = {key: _index_list(idx, source, f"contours.{key}", len(tris), "the layout's points").tolist()
+                for key, idx in contours.items()}
+    return Layout(name=_text(data.get("name") or Path(source).stem, source, "name"), triangles=tris,
+                  barycentric=bary, names=tuple(names), contours=contours,
+                  description=_text(data.get("description", ""), source, "description"))
 
 
 def available_layouts() -> list[str]:
@@ -148,21 +182,30 @@ def available_layouts() -> list[str]:
 
 @functools.lru_cache(maxsize=16)
 def load_layout(name_or_path: str | Path) -> Layout:
-    """A built-in layout by name (`ibug68`, `wflw98`, `dense`, ...) or a user's JSON file by path."""
+    """A built-in layout by name (`ibug68`, `wflw98`, `dense`, ...) or a user's JSON file by path.
+
+    The one way to read a layout file: plain JSON (no code runs), validated by `layout_from_json`; every problem
+    is a LayoutError naming the file.
+    """
     path = Path(name_or_path)
     if path.suffix.lower() != ".json":
         path = LAYOUTS_DIR / f"{name_or_path}.json"
         if not path.is_file():
             raise LayoutError(f"Unknown layout '{name_or_path}'. Built-in layouts: {', '.join(available_layouts())}; "
                               f"or pass the path of a layout .json file.")
-    if not path.is_file():
-        raise LayoutError(f"Layout file {path} does not exist.")
+    problem = input_file_problem(path)
+    if problem:
+        raise LayoutError(f"Layout file {path}: {problem}.")
     try:
-        data = json.loads(path.read_text())
+        data = json.loads(path.read_bytes())
     except json.JSONDecodeError as exc:
         raise LayoutError(f"{path}: not valid JSON (line {exc.lineno}: {exc.msg})") from exc
-    if not isinstance(data, dict):
-        raise LayoutError(f"{path}: expected a JSON object with 'triangles' and 'barycentric'")
+    except UnicodeDecodeError as exc:
+        raise LayoutError(f"{path}: not a JSON text file ({exc.reason})") from exc
+    except RecursionError as exc:
+        raise LayoutError(f"{path}: JSON nested too deeply to be a layout") from exc
+    except OSError as exc:
+        raise LayoutError(f"{path}: cannot read ({exc.strerror or exc})") from exc
     return layout_from_json(data, str(path))
 
 

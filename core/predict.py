@@ -31,6 +31,7 @@ import numpy as np
 from core import geometry
 from core.layouts import Layout, LayoutError, load_layout
 from core.overlay import draw_landmarks
+from core.paths import input_file_problem
 from core.runtime.images import ImageReadError, is_image_path, read_image
 from core.runtime.session import FaceResult, LandmarkModel, ModelLoadError, ModelNotFoundError
 from core.runtime.tracker import FaceTracker, smooth_clip
@@ -95,7 +96,7 @@ class Runner:
                     for image in images:
                         self.image(image)
             elif not path.exists():
-                self.error(f"{path}: file not found")
+                self.error(f"{path}: {input_file_problem(path)}")  # missing, a broken link or a link loop
             elif is_video_path(path):
                 self.clip(path, lambda: VideoFile(path))
             elif is_image_path(path):

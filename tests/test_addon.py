@@ -277,6 +277,29 @@ def test_track_operator_reports_errors(addon, artefacts, timed, tmp_path) -> Non
     assert addon.tracking.load_results(clip) is None and not addon.operators.track.is_running()
 
 
+def test_bad_layout_file_is_an_error_report_naming_file_and_field(addon, artefacts, timed, capsys, tmp_path) -> None:
+    """A malformed layout file (issue 20: strings, NaN weights) is the operator's ERROR report and the CLI's exit 2
+    with the file and the field named, not "Unexpected UFuncTypeError"."""
+    import json
+
+    _fresh_scene()
+    clip = bpy.data.movieclips.load(str(artefacts.clip))
+    props = _settings(bpy.context.scene, clip, artefacts.model)
+    props.layout = "CUSTOM"
+    for data, field in [({"vertices": ["a", "b"]}, r"vertices\[0\]"),
+                        ({"triangles": [0], "barycentric": [[float("nan"), 0.5, 0.5]]}, r"barycentric\[0\]")]:
+        layout = tmp_path / f"bad_{field[:4]}.json"
+        layout.write_text(json.dumps(data))
+        props.layout_path = str(layout)
+        with pytest.raises(RuntimeError, match=f"Cannot use the layout.*{layout.name}.*{field}"):
+            bpy.ops.infinite_landmarks.track()
+        code = addon.cli.command([str(artefacts.clip), "--output", str(tmp_path / "out.blend"), "--model",
+                                  str(artefacts.model), "--layout", str(layout)])
+        err = capsys.readouterr().err
+        assert code == 2 and "Cannot use the layout" in err and layout.name in err and "Unexpected" not in err
+    assert addon.tracking.load_results(clip) is None
+
+
 def test_modal_ticks_and_esc_keep_partial_results(addon, artefacts, timed) -> None:
     """Drive the Track operator's modal code as Blender would (a window is needed for real timer events)."""
     _fresh_scene()

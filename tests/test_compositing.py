@@ -75,3 +75,16 @@ def test_letterbox_refuses_a_face_taller_than_any_band():
     image = np.full((100, 100, 3), 50, np.uint8)
     rng = np.random.default_rng(0)
     assert all(compositing.letterbox(image, np.array([0.0, 0.0, 100.0, 100.0]), rng) is None for _ in range(5))
+
+
+def test_flat_shapes_are_few_flat_colours_and_include_grey_on_black():
+    rng = np.random.default_rng(0)
+    images = [compositing.flat_shapes(64, 80, rng) for _ in range(40)]
+    assert all(im.shape == (64, 80, 3) and im.dtype == np.uint8 for im in images)
+    for im in images:  # flat fills: a few colours cover nearly every pixel (anti-aliased edges are the rest)
+        _, counts = np.unique(im.reshape(-1, 3), axis=0, return_counts=True)
+        assert np.sort(counts)[-4:].sum() > 0.9 * im.shape[0] * im.shape[1]
+    grey_on_black = [im for im in images if (im[0, 0] == 0).all() and (im[..., 0] == im[..., 2]).all()]
+    assert grey_on_black  # the synthetic test image that was taken for a face (issue 20)
+    again = compositing.flat_shapes(64, 80, np.random.default_rng(0))
+    assert (again == images[0]).all()

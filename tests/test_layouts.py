@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -122,13 +123,74 @@ def test_unknown_triangle_names_file_and_point(tmp_path, model):
     path = _write(tmp_path, "bad_tri.json", {"triangles": [0, 10**7], "barycentric": [[1, 0, 0], [1, 0, 0]]})
     with pytest.raises(LayoutError) as err:
         load_layout(path)
-    assert str(path) in str(err.value) and "point 1" in str(err.value)
+    assert str(path) in str(err.value) and "triangles[1]" in str(err.value)
 
 
 def test_bad_barycentric(tmp_path):
     path = _write(tmp_path, "bad_bary.json", {"triangles": [0, 1], "barycentric": [[1, 0, 0], [0.7, 0.7, 0]]})
-    with pytest.raises(LayoutError, match="point 1 has barycentric"):
+    with pytest.raises(LayoutError, match=r"barycentric\[1\] is \[0.7, 0.7, 0\]"):
         load_layout(path)
+
+
+# Each bad layout (issue 20, item 6) and the field its LayoutError must name. Before the validating loader these
+# passed (NaN, float ids, bools), were truncated, or raised TypeError/ValueError/UFuncTypeError tracebacks.
+BAD_LAYOUTS = {
+    "nan_barycentric": ({"triangles": [0, 1], "barycentric": [[float("nan"), 0.5, 0.5], [1, 0, 0]]},
+                        "barycentric[0]"),
+    "inf_barycentric": ({"triangles": [0], "barycentric": [[float("inf"), 0, 0]]}, "barycentric[0]"),
+    "huge_triangle": ({"triangles": [10**30], "barycentric": [[1, 0, 0]]}, "triangles[0]"),
+    "huge_vertex": ({"vertices": [10**30]}, "vertices[0]"),
+    "negative_vertex": ({"vertices": [-1]}, "vertices[0]"),
+    "float_vertex": ({"vertices": [966, 1.7]}, "vertices[1]"),
+    "float_triangle": ({"triangles": [1.5], "barycentric": [[1, 0, 0]]}, "triangles[0]"),
+    "bool_vertex": ({"vertices": [True]}, "vertices[0]"),
+    "string_vertices": ({"vertices": ["a", "b"]}, "vertices[0]"),
+    "string_triangles": ({"triangles": ["a"], "barycentric": [[1, 0, 0]]}, "triangles[0]"),
+    "string_weights": ({"triangles": [0], "barycentric": [["x", 0, 0]]}, "barycentric[0]"),
+    "ragged_weights": ({"triangles": [0, 1], "barycentric": [[1, 0, 0], [1, 0]]}, "barycentric[1]"),
+    "too_few_weights": ({"triangles": [0, 1], "barycentric": [[1, 0, 0]]}, "'barycentric'"),
+    "vertices_not_a_list": ({"vertices": 3}, "'vertices'"),
+    "nested_vertices": ({"vertices": [[1, 2]]}, "vertices[0]"),
+    "null_fields": ({"triangles": None, "barycentric": None}, "'triangles'"),
+    "no_points": ({"vertices": []}, "no points"),
+    "list_of_strings": (["a", "b"], "JSON object"),
+    "names_not_a_list": ({"vertices": [966], "names": 5}, "'names'"),
+    "name_not_a_string": ({"vertices": [966], "name": 5}, "'name'"),
+    "description_not_a_string": ({"vertices": [966], "description": [1]}, "'description'"),
+    "contours_a_list": ({"vertices": [966], "contours": [1, 2]}, "'contours'"),
+    "contour_of_strings": ({"vertices": [966], "contours": {"jaw": ["x"]}}, "contours.jaw[0]"),
+    "contour_float": ({"vertices": [966, 4857], "contours": {"jaw": [0.5]}}, "contours.jaw[0]"),
+    "contour_out_of_range": ({"vertices": [966], "contours": {"jaw": [0, 1]}}, "contours.jaw[1]"),
+}
+
+
+@pytest.mark.parametrize("case", BAD_LAYOUTS)
+def test_bad_layout_is_a_layout_error_naming_file_and_field(tmp_path, case):
+    data, field = BAD_LAYOUTS[case]
+    path = _write(tmp_path, f"{case}.json", data)
+    with pytest.raises(LayoutError) as err:
+        load_layout(path)
+    assert str(path) in str(err.value) and field in str(err.value)
+
+
+@pytest.mark.parametrize("kind", ["folder", "fifo", "symlink_loop", "not_utf8", "deeply_nested"])
+def test_unreadable_layout_file_is_a_layout_error(tmp_path, kind):
+    path = tmp_path / f"{kind}.json"
+    if kind == "folder":
+        path.mkdir()
+    elif kind == "fifo":
+        os.mkfifo(path)  # opening it would block forever
+    elif kind == "symlink_loop":
+        path.symlink_to(path)
+    elif kind == "not_utf8":
+        path.write_bytes(b"{\"name\": \"caf\xe9\"}")  # Latin-1, not UTF-8
+    else:
+        path.write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(LayoutError) as err:
+        load_layout(path)
+    reason = {"folder": "is a folder", "fifo": "not a regular file", "symlink_loop": "symbolic link loop",
+              "not_utf8": "not a JSON text file", "deeply_nested": "nested too deeply"}[kind]
+    assert str(path) in str(err.value) and reason in str(err.value)
 
 
 def test_invalid_json(tmp_path):

@@ -283,6 +283,15 @@ def test_resume_after_a_stop_matches_an_uninterrupted_run(synth_root: Path, tmp_
     assert [r["step"] for r in read_metrics(tmp_path / "part")] == list(range(1, 11))
 
 
+def test_resume_after_a_kill_keeps_one_metrics_row_per_step(synth_root: Path, tmp_path: Path) -> None:
+    config = small_config(tmp_path / "run", synth_root, optim={"steps": 6})
+    train({**config, "stop_at_step": 3})
+    with (tmp_path / "run" / "metrics.jsonl").open("a") as metrics:  # what a run killed at step 5 leaves
+        metrics.write('{"step": 4, "split": "train"}\n{"step": 5, "split": "train"}\n{"step": 6, "spl')
+    train(config)  # resumes from the step-3 checkpoint
+    assert [r["step"] for r in read_metrics(tmp_path / "run")] == list(range(1, 7))
+
+
 def test_default_model_recipe_trains_and_starts_from_other_weights(synth_root: Path, tmp_path: Path) -> None:
     """Teacher crops, a two-pass STN with its box guide, the 2D residual and `init_weights` together."""
     sections = {"model": {"stn_iterations": 2, "refine_2d": True},
@@ -349,6 +358,17 @@ def test_dataset_headless_negatives_are_face_free(synth_root):
     item = ds[(0, 0)]
     assert item["is_face"] == 0 and item["valid"].sum() == 0
     assert grow_box(np.array([10.0, 20.0, 30.0, 60.0]), 0.25).tolist() == [0.0, 10.0, 40.0, 70.0]
+
+
+def test_dataset_shape_negatives_are_face_free_flat_shapes(synth_root):
+    ds = SyntheticDataset(synth_root, style="canonical", image_size=None, negatives=1.0, shapes=1.0, augment=False)
+    item = ds[(0, 0)]
+    assert item["is_face"] == 0 and item["valid"].sum() == 0
+    pixels = (item["image"].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8).reshape(-1, 3)
+    _, counts = np.unique(pixels, axis=0, return_counts=True)
+    assert np.sort(counts)[-4:].sum() > 0.9 * len(pixels)  # flat fills, not a background photo
+    spec = make_dataset(f"synthetic:root={synth_root},negatives=1,shapes=1,augment=false", image_size=None)
+    assert spec.shapes == 1.0
 
 
 def test_dataset_letterbox_moves_targets_with_the_camera(synth_root, monkeypatch):

@@ -9,6 +9,8 @@ and a shift of the image are a change of K):
 - `headless`: a face-free negative made of the person's body and hair outside the face, on a fresh background;
 - `letterbox`: a band of the render centred between black bars, as the runtime pads a 16:9 or 4:3 frame
   (images.fit_to_input) and renders never are.
+And one negative made from nothing: `flat_shapes`, flat geometric shapes on a flat background (test charts and
+synthetic test images, which a face classifier trained on photos alone takes for faces).
 All take and return uint8 RGB images of the sample's size.
 """
 from __future__ import annotations
@@ -150,3 +152,25 @@ def paste_distractors(image: np.ndarray, rng: np.random.Generator, keep_out: np.
         a = alpha[r0 - y:r1 - y, c0 - x:c1 - x, None]
         out[r0:r1, c0:c1] = out[r0:r1, c0:c1] * (1 - a) + colour[r0 - y:r1 - y, c0 - x:c1 - x] * a
     return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
+def flat_shapes(h: int, w: int, rng: np.random.Generator) -> np.ndarray:
+    """A face-free (h, w, 3) uint8 image: one to three filled squares, rectangles or ellipses of 20-80% of the
+    short side, grey half of the time, on a flat background that is black half of the time."""
+    out = np.zeros((h, w, 3), np.uint8)
+    if rng.random() < 0.5:
+        out[:] = rng.integers(0, 256, 3)
+    for _ in range(int(rng.integers(1, 4))):
+        colour = [float(rng.uniform(40, 230))] * 3 if rng.random() < 0.5 else rng.uniform(0, 255, 3).tolist()
+        size = rng.uniform(0.2, 0.8) * min(h, w)
+        aspect = rng.uniform(0.5, 2.0) if rng.random() < 0.5 else 1.0
+        axes = (size * math.sqrt(aspect), size / math.sqrt(aspect))
+        centre = (float(rng.uniform(0.2, 0.8) * w), float(rng.uniform(0.2, 0.8) * h))
+        angle = float(rng.uniform(0, 180)) if rng.random() < 0.5 else 0.0
+        if rng.random() < 0.5:
+            corners = cv2.boxPoints((centre, axes, angle))
+            cv2.fillConvexPoly(out, np.round(corners).astype(np.int32), colour, cv2.LINE_AA)
+        else:
+            half_axes = (round(axes[0] / 2), round(axes[1] / 2))
+            cv2.ellipse(out, (round(centre[0]), round(centre[1])), half_axes, angle, 0, 360, colour, -1, cv2.LINE_AA)
+    return out

@@ -20,7 +20,8 @@ Styles of a synthetic sample (`style=`): `canonical` asks for the iBUG-68 points
 points are not fixed surface points, so their 3D and visibility targets are masked (has_3d = has_vis = 0); the
 camera still applies. `mix` picks a style per item (MIX_STYLES), so the semantic correction sees the
 inconsistencies it exists to absorb. Negatives: with probability `negatives` the image is replaced by a
-face-free background (BackgroundBank), or (share `headless`) by the sample's body without its face on one, and
+face-free background (BackgroundBank), or (share `headless`) by the sample's body without its face on one, or
+(share `shapes`) by flat geometric shapes on a flat background (a grey square on black is not a face), and
 every landmark target is masked (is_face = 0). Scene augmentations (training.compositing): `zoom_out` shrinks
 the person onto a fresh background (down to `zoom_min` times its size; K follows), `distractors` pastes
 skin-toned blobs away from the face, `letterbox` shows a band of the image between black bars (a wide frame in
@@ -59,7 +60,7 @@ DENSE_LAYOUT = "dense"
 # replaces the config's share held out of that dataset.
 SYNTHETIC_OPTIONS = ("root", "style", "weight", "image_size", "queries", "negatives", "augment", "limit", "val_fraction",
                      "zoom_out",
-                     "zoom_min", "distractors", "headless", "letterbox", "zoom_anywhere")
+                     "zoom_min", "distractors", "headless", "letterbox", "zoom_anywhere", "shapes")
 
 Key = int | tuple[int, int]
 
@@ -174,7 +175,7 @@ class SyntheticDataset(Dataset):
                  negatives: float = 0.05, augment: bool = True, image_size: int | None = None, seed: int = 0,
                  split: str = "all", val_fraction: float = 0.05, limit: int | None = None, zoom_out: float = 0.0,
                  distractors: float = 0.0, headless: float = 0.0, zoom_min: float = compositing.ZOOM_RANGE[0],
-                 letterbox: float = 0.0, zoom_anywhere: float = 0.0) -> None:
+                 letterbox: float = 0.0, zoom_anywhere: float = 0.0, shapes: float = 0.0) -> None:
         self.root = Path(root)
         if not self.root.is_dir():
             raise FileNotFoundError(f"synthetic data folder {self.root} does not exist; make it with "
@@ -205,6 +206,8 @@ class SyntheticDataset(Dataset):
         self.letterbox = letterbox
         self.distractors = distractors
         self.headless = headless
+        # Off by default so that a resumed run draws the same random numbers as before.
+        self.shapes = shapes
 
     def __len__(self) -> int:
         return len(self.files)
@@ -246,6 +249,8 @@ class SyntheticDataset(Dataset):
             if part_id is not None and self.headless and rng.random() < self.headless:
                 face_free = compositing.headless(image, part_id, grow_box(box, 0.25),
                                                  background_bank().sample(rng, w, h))
+            if face_free is None and self.shapes and rng.random() < self.shapes:
+                face_free = compositing.flat_shapes(h, w, rng)
             image = face_free if face_free is not None else background_bank().sample(rng, w, h)
         elif part_id is not None and self.zoom_out and rng.random() < self.zoom_out:
             image, A = compositing.zoom_out(image, part_id, background_bank().sample(rng, w, h), rng,
@@ -469,8 +474,13 @@ def make_dataset(spec: str, image_size: int | None = 256, queries_per_image: int
                                 zoom_min=float(options.get("zoom_min", compositing.ZOOM_RANGE[0])),
                                 distractors=float(options.get("distractors", 0.0)),
                                 headless=float(options.get("headless", 0.0)),
+                                shapes=float(options.get("shapes", 0.0)),
                                 letterbox=float(options.get("letterbox", 0.0)),
                                 zoom_anywhere=float(options.get("zoom_anywhere", 0.0)), **common)
+    from training.datasets import DATASETS
+
+    if name not in DATASETS:
+        raise ValueError(f"unknown dataset {name!r} in spec {spec!r}; valid names: synthetic, {', '.join(DATASETS)}")
     context = float(options.pop("context", 2.0))
     geometric = {key: float(options.pop(key)) for key in ("rotate", "mirror") if key in options}
     for key in ("queries", "negatives"):

@@ -41,6 +41,7 @@ from tqdm import tqdm
 from core.model import ModelConfig, create_model
 from core.model.stn import crop_to_image, full_frame_theta, theta_from_box
 from core.overlay import contact_sheet, draw_landmarks
+from core.paths import input_file_problem
 from training.checkpoints import load_checkpoint_file, save_checkpoint
 from training.data import MixSampler, build_mix, collate
 from training.losses import compute_losses
@@ -49,7 +50,7 @@ log = logging.getLogger("training.train")
 
 CONFIG_DIR = Path(__file__).parent / "configs"
 DEFAULT_CONFIG = CONFIG_DIR / "default.yaml"
-MODEL_KEYS = {f.name for f in dataclasses.fields(ModelConfig)} | {"variant"}
+MODEL_DEFAULTS = {f.name: f.default for f in dataclasses.fields(ModelConfig)} | {"variant": "full"}
 
 
 class ConfigLoader(yaml.SafeLoader):
@@ -67,20 +68,51 @@ ConfigLoader.add_implicit_resolver(
 
 
 def read_yaml(text: str) -> Any:
+    # A SafeLoader: tags such as !!python/object are refused, so a config file never runs code.
     return yaml.load(text, Loader=ConfigLoader)
+
+
+def read_config_file(path: str | Path) -> dict:
+    """An experiment YAML as a dict; a ValueError naming the file when it is unreadable, malformed or not a
+    mapping."""
+    problem = input_file_problem(path)
+    if problem:
+        raise ValueError(f"config {path}: {problem}")
+    try:
+        data = read_yaml(Path(path).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot read config {path}: {exc}") from exc
+    except yaml.YAMLError as exc:
+        raise ValueError(f"config {path} is not valid YAML: {exc}") from exc
+    if data is not None and not isinstance(data, dict):
+        raise ValueError(f"config {path} must be a mapping of key: value, not a {type(data).__name__}")
+    return data or {}
 
 
 # ---------------------------------------------------------------------------------------------- configuration
 
+def _type_problem(default: Any, value: Any) -> str | None:
+    """What `value` must be when the default is a number or a boolean and `value` is not one, else None."""
+    if isinstance(default, bool):
+        return None if isinstance(value, bool) else "true or false"
+    if isinstance(default, (int, float)):
+        number = isinstance(value, (int, float)) and not isinstance(value, bool)
+        return None if number and math.isfinite(value) else "a finite number"
+    return None
+
+
 def merge_config(base: dict, update: dict, where: str = "") -> dict:
     """Deep-merge `update` into a copy of `base`; keys must already exist in `base` (typos fail loudly),
-    except under `model`, whose keys are ModelConfig's fields."""
+    except under `model`, whose keys are ModelConfig's fields. A value replacing a number or a boolean must be
+    one (ValueError naming the key)."""
     out = copy.deepcopy(base)
     for key, value in (update or {}).items():
         path = f"{where}{key}"
         if where == "model.":
-            if key not in MODEL_KEYS:
-                raise KeyError(f"unknown model option {path!r}; valid: {', '.join(sorted(MODEL_KEYS))}")
+            if key not in MODEL_DEFAULTS:
+                raise KeyError(f"unknown model option {path!r}; valid: {', '.join(sorted(MODEL_DEFAULTS))}")
+            if (problem := _type_problem(MODEL_DEFAULTS[key], value)):
+                raise ValueError(f"config key {path!r} must be {problem}, not {value!r}")
             out[key] = value
         elif key not in out:
             raise KeyError(f"unknown config key {path!r}; valid here: {', '.join(sorted(out))}")
@@ -88,6 +120,8 @@ def merge_config(base: dict, update: dict, where: str = "") -> dict:
             out[key] = merge_config(out[key], value, f"{path}.")
         elif isinstance(out[key], dict):
             raise ValueError(f"config key {path!r} is a section; set its keys ({path}.KEY=...)")
+        elif (problem := _type_problem(out[key], value)):
+            raise ValueError(f"config key {path!r} must be {problem}, not {value!r}")
         else:
             out[key] = value
     return out
@@ -98,7 +132,10 @@ def parse_override(text: str) -> dict:
     key, sep, value = text.partition("=")
     if not sep or not key.strip():
         raise ValueError(f"override {text!r} must look like key.sub=value")
-    update: Any = read_yaml(value) if value.strip() else None
+    try:
+        update: Any = read_yaml(value) if value.strip() else None
+    except yaml.YAMLError as exc:
+        raise ValueError(f"override {text!r}: the value is not valid YAML ({exc})") from exc
     for part in reversed(key.strip().split(".")):
         update = {part: update}
     return update
@@ -108,7 +145,7 @@ def load_config(path: str | Path | None = None, overrides: Sequence[str] = ()) -
     """default.yaml, then the experiment YAML at `path`, then the `key.sub=value` overrides."""
     config = read_yaml(DEFAULT_CONFIG.read_text())
     if path:
-        config = merge_config(config, read_yaml(Path(path).read_text()) or {})
+        config = merge_config(config, read_config_file(path))
     for text in overrides:
         config = merge_config(config, parse_override(text))
     return config
@@ -350,11 +387,32 @@ def make_loaders(cfg: dict, rank: int, world: int, device: torch.device
     return loader, sampler, val_loader
 
 
+def keep_metrics_until(path: Path, step: int) -> None:
+    """Drop the rows of a metrics.jsonl logged after `step`, and any line cut short by a kill.
+
+    A run resumed from its step-`step` checkpoint logs the later steps again; their old rows would be duplicates.
+    """
+    if not path.is_file():
+        return
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(row, dict) and isinstance(row.get("step"), int) and row["step"] <= step:
+            kept.append(line + "\n")
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text("".join(kept))
+    os.replace(tmp, path)
+
+
 class Recorder:
     """Rank 0's outputs in the run directory: metrics.jsonl, TensorBoard scalars and images, prediction PNGs."""
 
     def __init__(self, run_dir: Path, tensorboard: bool, start: int) -> None:
         self.run_dir = run_dir
+        keep_metrics_until(run_dir / "metrics.jsonl", start)
         self.metrics = open(run_dir / "metrics.jsonl", "a")
         self.writer = None
         if tensorboard:
@@ -515,7 +573,7 @@ def main(argv: list[str] | None = None) -> int:
             config["resume"] = args.resume
         train(config)
     except (KeyError, ValueError, FileNotFoundError) as exc:
-        log.error("%s", exc)
+        log.error("%s", exc.args[0] if isinstance(exc, KeyError) and exc.args else exc)  # KeyError quotes its text
         return 2
     return 0
 

@@ -13,11 +13,15 @@ from __future__ import annotations
 
 import logging
 import math
+import re
+import struct
 from dataclasses import dataclass
 from pathlib import Path
 
 import cv2
 import numpy as np
+
+from core.paths import input_file_problem
 
 log = logging.getLogger(__name__)
 
@@ -43,17 +47,107 @@ def _is_jpeg(data: np.ndarray) -> bool:
     return data.size >= 3 and bytes(data[:3]) == b"\xff\xd8\xff"
 
 
+# Larger images are refused before decoding: a small compressed file can hold an image that decodes to
+# gigabytes. 100 megapixels is above every camera sensor in common use.
+MAX_IMAGE_PIXELS = 100_000_000
+
+_JPEG_SOF = frozenset({0xC0, 0xC1, 0xC2, 0xC3, 0xC5, 0xC6, 0xC7, 0xC9, 0xCA, 0xCB, 0xCD, 0xCE, 0xCF})
+
+
+def _jpeg_size(data: np.ndarray) -> tuple[int, int] | None:
+    """(width, height) from the first start-of-frame segment, walking the segments from the file's start."""
+    i = 2
+    while i + 9 <= data.size:
+        if data[i] != 0xFF:
+            return None
+        marker = int(data[i + 1])
+        if marker == 0xFF:  # fill byte
+            i += 1
+        elif marker in _JPEG_SOF:
+            height, width = struct.unpack_from(">HH", data, i + 5)
+            return width, height
+        elif marker == 0x01 or 0xD0 <= marker <= 0xD9:  # markers without a length
+            i += 2
+        else:
+            i += 2 + struct.unpack_from(">H", data, i + 2)[0]
+    return None
+
+
+def _tiff_size(data: np.ndarray) -> tuple[int, int] | None:
+    """(width, height) from the first image file directory (tags 256 and 257)."""
+    order = "<" if bytes(data[:2]) == b"II" else ">"
+    (offset,) = struct.unpack_from(order + "I", data, 4)
+    if offset + 2 > data.size:
+        return None
+    (count,) = struct.unpack_from(order + "H", data, offset)
+    found = {}
+    for entry in range(offset + 2, min(offset + 2 + 12 * count, data.size - 11), 12):
+        tag, kind = struct.unpack_from(order + "HH", data, entry)
+        if tag in (256, 257):
+            found[tag] = struct.unpack_from(order + ("H" if kind == 3 else "I"), data, entry + 8)[0]
+    return (found[256], found[257]) if len(found) == 2 else None
+
+
+def image_size(data: np.ndarray) -> tuple[int, int] | None:
+    """(width, height) read from the header of an encoded image (the file's bytes as uint8), without decoding.
+
+    Knows PNG, JPEG, BMP, WebP, TIFF, JPEG 2000, Radiance HDR, PNM and Sun raster; None for anything else or a
+    header too short to say.
+    """
+    head = data[:4096].tobytes()
+    try:
+        if head.startswith(b"\x89PNG\r\n\x1a\n") and head[12:16] == b"IHDR":
+            return struct.unpack_from(">II", head, 16)
+        if head.startswith(b"\xff\xd8"):
+            return _jpeg_size(data)
+        if head.startswith(b"BM"):
+            core_header = struct.unpack_from("<I", head, 14)[0] == 12  # OS/2 1.x: 16-bit sizes
+            width, height = struct.unpack_from("<HH" if core_header else "<ii", head, 18)
+            return abs(width), abs(height)  # a negative height is a top-down bitmap
+        if head.startswith(b"RIFF") and head[8:12] == b"WEBP":
+            chunk = head[12:16]
+            if chunk == b"VP8X":
+                return 1 + int.from_bytes(head[24:27], "little"), 1 + int.from_bytes(head[27:30], "little")
+            if chunk == b"VP8L":
+                bits = int.from_bytes(head[21:25], "little")
+                return (bits & 0x3FFF) + 1, ((bits >> 14) & 0x3FFF) + 1
+            if chunk == b"VP8 ":
+                width, height = struct.unpack_from("<HH", head, 26)
+                return width & 0x3FFF, height & 0x3FFF
+        if head[:4] in (b"II*\x00", b"MM\x00*"):
+            return _tiff_size(data)
+        if head.startswith(b"\x00\x00\x00\x0cjP  ") and (at := head.find(b"ihdr")) > 0:
+            height, width = struct.unpack_from(">II", head, at + 4)
+            return width, height
+        if head.startswith(b"\xff\x4f\xff\x51"):  # JPEG 2000 codestream: SIZ marker
+            width, height, x0, y0 = struct.unpack_from(">IIII", head, 8)
+            return width - x0, height - y0
+        if head.startswith((b"#?RADIANCE", b"#?RGBE")):
+            match = re.search(rb"\n\n([-+][XY]) (\d+) ([-+][XY]) (\d+)", head)
+            if match:
+                first, second = int(match[2]), int(match[4])
+                return (second, first) if match[1].endswith(b"Y") else (first, second)
+        if (match := re.match(rb"P[1-6](?:\s|#[^\n]*\n)+(\d+)(?:\s|#[^\n]*\n)+(\d+)", head)):
+            return int(match[1]), int(match[2])
+        if head.startswith(b"\x59\xa6\x6a\x95"):
+            return struct.unpack_from(">II", head, 4)
+    except struct.error:  # a header cut short
+        return None
+    return None
+
+
 def read_image(path: str | Path) -> np.ndarray:
     """An image file as an (H, W, 3) RGB uint8 array.
 
     Grayscale is expanded to RGB, alpha is composited on grey, 16-bit and float images are scaled to 8 bits,
-    palette images are expanded, and JPEG EXIF orientation is applied. Raises ImageReadError naming the file.
+    palette images are expanded, and JPEG EXIF orientation is applied. Raises ImageReadError naming the file for
+    anything but a regular file (checked before opening: a FIFO would block) and for an image whose header says
+    it has more than MAX_IMAGE_PIXELS pixels (checked before decoding).
     """
     path = Path(path)
-    if not path.exists():
-        raise ImageReadError(path, "file not found")
-    if path.is_dir():
-        raise ImageReadError(path, "is a folder, not an image file")
+    problem = input_file_problem(path)
+    if problem:
+        raise ImageReadError(path, problem)
     try:
         # np.fromfile + imdecode rather than imread: imread cannot open non-ASCII paths on Windows.
         data = np.fromfile(str(path), dtype=np.uint8)
@@ -61,6 +155,10 @@ def read_image(path: str | Path) -> np.ndarray:
         raise ImageReadError(path, exc.strerror or str(exc)) from exc
     if data.size == 0:
         raise ImageReadError(path, "the file is empty")
+    size = image_size(data)
+    if size is not None and size[0] * size[1] > MAX_IMAGE_PIXELS:
+        raise ImageReadError(path, f"{size[0]}x{size[1]} pixels is over the limit of {MAX_IMAGE_PIXELS:,} pixels "
+                                   f"(core.runtime.images.MAX_IMAGE_PIXELS); scale it down first")
     # JPEG has no alpha and no 16-bit: IMREAD_COLOR applies its EXIF orientation. Other formats are read
     # unchanged to keep alpha and bit depth (OpenCV ignores EXIF orientation for those, as most viewers do for PNG).
     flags = cv2.IMREAD_COLOR if _is_jpeg(data) else cv2.IMREAD_UNCHANGED

@@ -17,6 +17,7 @@ from typing import Iterator, Sequence
 import cv2
 import numpy as np
 
+from core.paths import input_file_problem
 from core.runtime.images import is_image_path, read_image
 
 log = logging.getLogger(__name__)
@@ -54,8 +55,9 @@ class VideoFile:
 
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
-        if not self.path.is_file():
-            raise VideoReadError(self.path, "file not found")
+        problem = input_file_problem(self.path)
+        if problem:
+            raise VideoReadError(self.path, problem)
         capture = self._open()
         try:
             self.fps: float | None = float(capture.get(cv2.CAP_PROP_FPS)) or None
