@@ -553,10 +553,12 @@ def benchmark(model_path: Path, limit: int | None, out_dir: Path) -> Path:
     # Report.
     lines = write_report(command, model, synth, acc, acc_common, acc_style, ours_extra, mp_pose, agreement, stability, speed,
                          peers, rel, ced_path, photos, (load_peers, load_ours))
+    from bench.long_takes import SECTION_TITLE as LONG_TAKES
     from bench.realfaces.report import kept_section
 
-    # The real-face section comes from `python -m bench.realfaces --doc` (its own run): kept as it is.
-    lines += kept_section(report_path)
+    # The real-face and long-take sections come from their own runs (`python -m bench.realfaces --doc`,
+    # `python -m bench.long_takes`): kept as they are.
+    lines += kept_section(report_path) + kept_section(report_path, LONG_TAKES)
     report_path.write_text("\n".join(lines) + "\n")
     log.info("wrote %s", report_path)
     return report_path

@@ -76,6 +76,10 @@ def test_section_replaced_in_place(tmp_path) -> None:
     assert text.count(report.SECTION_TITLE) == 1 and "second" in text and "first" not in text
     assert text.startswith("# B\n\n## 1. Synthetic\n\ntext\n\n")
     assert report.kept_section(doc) == [report.SECTION_TITLE, "", "second"]
+    # Another command's section, by its title (bench.benchmark keeps the long-take figures so).
+    doc.write_text(doc.read_text() + "\n## Long takes\n\nfigures\n")
+    assert report.kept_section(doc, "## Long takes") == ["## Long takes", "", "figures"]
+    assert report.kept_section(doc) == [report.SECTION_TITLE, "", "second", ""]
 
 
 @pytest.mark.skipif(not inputs.AFLW2000_DEV.is_dir() or not inputs.W300_TRAIN.is_dir(),

@@ -1,6 +1,8 @@
 """The synthetic data engine end to end: determinism, sharding, ground truth, styles, sequences, CLI errors."""
 from __future__ import annotations
 
+import collections
+
 import numpy as np
 import pytest
 
@@ -101,6 +103,42 @@ def test_sequence_roundtrip(engine, tmp_path):
     moving = render_sequence(engine, 1, 40, "moving")
     steps = np.abs(np.diff([f.tags["yaw"] for f in moving]))
     assert steps.max() < 5.0 and steps.sum() > 0.5   # degrees per frame: smooth, but moving
+
+
+def test_load_sequence_reads_each_array_once(engine, tmp_path, monkeypatch):
+    """An NpzFile decompresses a whole array on every access: read per frame, a long take costs the square of its
+    length in time and memory. load_sequence must read each array once, whatever the clip's length."""
+    frames = render_sequence(engine, 2, 5, "moving")
+    write_sequence(frames, tmp_path, "clip")
+    reads: collections.Counter[str] = collections.Counter()
+    real_load = np.load
+
+    class CountingNpz:
+        def __init__(self, npz):
+            self.npz = npz
+
+        def __getitem__(self, key):
+            reads[key] += 1
+            return self.npz[key]
+
+        def __getattr__(self, name):
+            return getattr(self.npz, name)
+
+        def __enter__(self):
+            return self
+
+        def __exit__(self, *exc):
+            self.npz.close()
+
+    monkeypatch.setattr(np, "load", lambda *args, **kwargs: CountingNpz(real_load(*args, **kwargs)))
+    truth = load_sequence(tmp_path / "clip.npz")
+    assert {"depth", "part_id", "head_depth"} <= set(reads) and max(reads.values()) == 1, dict(reads)
+    # Frames are views of the one array read, not copies of their own.
+    for name in ("depth", "part_id", "head_depth"):
+        first, last = getattr(truth[0], name), getattr(truth[4], name)
+        assert first.base is not None and first.base is last.base, name
+    assert len(truth) == 5 and np.array_equal(truth[4].part_id, frames[4].part_id)
+    assert np.allclose(truth[4].head_depth, frames[4].head_depth, rtol=1e-3)
 
 
 @pytest.mark.parametrize("spec,ok", [("0/4", (0, 4)), ("3/4", (3, 4)), ("5/4", None), ("4/4", None),

@@ -27,21 +27,52 @@ log = logging.getLogger("training.demo")
 SAMPLE_SEED = 7
 
 
+def sample_clip_paths(out: Path) -> tuple[Path, Path]:
+    """Where the sample clip and its ground truth are in `out`: `moving_<seed>_000.mp4/.npz`."""
+    return out / f"moving_{SAMPLE_SEED}_000.mp4", out / f"moving_{SAMPLE_SEED}_000.npz"
+
+
 def render_sample_clip(out: Path, frames: int, size: int) -> tuple[Path, Path]:
-    """The sample clip and its ground truth (`moving_<seed>_000.mp4/.npz`), rendered once."""
-    video, truth = out / f"moving_{SAMPLE_SEED}_000.mp4", out / f"moving_{SAMPLE_SEED}_000.npz"
-    if not (video.is_file() and truth.is_file()):
+    """The sample clip and its ground truth (`sample_clip_paths`), rendered once for a frame count and size."""
+    video, truth = sample_clip_paths(out)
+    if not (video.is_file() and truth.is_file() and _clip_matches(truth, frames, size)):
         subprocess.run([sys.executable, "-m", "training.synth", "sequence", "--out", str(out), "--num", "1",
                         "--frames", str(frames), "--kind", "moving", "--seed", str(SAMPLE_SEED), "--size", str(size)],
                        check=True, cwd=REPO_DIR)
     return video, truth
 
 
+def _clip_matches(truth_npz: Path, frames: int, size: int) -> bool:
+    """Whether a clip already written has `frames` frames of `size` px (its principal point is the frame centre)."""
+    with np.load(truth_npz) as d:
+        K = d["K"]
+    return len(K) == frames and bool(np.allclose(K[:, :2, 2], size / 2))
+
+
+def demo_outputs(out: Path) -> dict[str, Path]:
+    """What the demo writes in `out`: the .blend, the preview video, the tracking results and the check image."""
+    return {"blend": out / "demo.blend", "preview": out / "preview.mp4", "results": out / "tracking.npz",
+            "check": out / "check.png"}
+
+
+def track_clip(video: Path, out: Path, model: str = "") -> int:
+    """The add-on's batch pipeline on `video`, writing `demo_outputs(out)`; its exit status."""
+    paths = demo_outputs(out)
+    command = [sys.executable, str(REPO_DIR / "blender_addon" / "batch.py"), "--", str(video),
+               "--output", str(paths["blend"]), "--preview", str(paths["preview"]), "--results", str(paths["results"]),
+               "--check", str(paths["check"])]
+    if model:
+        command += ["--model", model]
+    env = dict(os.environ, BLENDER_USER_RESOURCES=os.environ.get("BLENDER_USER_RESOURCES", str(out / "blender_user")))
+    return subprocess.run(command, cwd=REPO_DIR, env=env).returncode
+
+
 def summarise(results_npz: Path, truth_npz: Path) -> str:
     """Accuracy of the tracked clip against its ground truth, as a few lines of text."""
     from training.synth.sequences import load_sequence
 
-    tracked = np.load(results_npz)
+    with np.load(results_npz) as d:
+        tracked = {key: d[key] for key in d.files}  # each array read once
     truth = load_sequence(truth_npz)
     layout = load_layout(str(tracked["layout"]))
     found = tracked["has_face"].astype(bool)
@@ -87,20 +118,15 @@ def main(argv: list[str] | None = None) -> int:
     out.mkdir(parents=True, exist_ok=True)
 
     video, truth = render_sample_clip(out, args.frames, args.size)
-    blend, preview, results = out / "demo.blend", out / "preview.mp4", out / "tracking.npz"
-    check = out / "check.png"
-    command = [sys.executable, str(REPO_DIR / "blender_addon" / "batch.py"), "--", str(video), "--output", str(blend),
-               "--preview", str(preview), "--results", str(results), "--check", str(check)]
-    if args.model:
-        command += ["--model", args.model]
-    env = dict(os.environ, BLENDER_USER_RESOURCES=os.environ.get("BLENDER_USER_RESOURCES", str(out / "blender_user")))
-    status = subprocess.run(command, cwd=REPO_DIR, env=env).returncode
+    status = track_clip(video, out, args.model)
     if status != 0:
         log.error("the add-on's batch pipeline failed (exit status %d)", status)
         return status
+    paths = demo_outputs(out)
     print("\n== Infinite Landmarks demo ==")
-    print(f"clip: {video}\nblend: {blend}\npreview: {preview}\ncheck (rig over footage): {check}")
-    print(summarise(results, truth))
+    print(f"clip: {video}\nblend: {paths['blend']}\npreview: {paths['preview']}\n"
+          f"check (rig over footage): {paths['check']}")
+    print(summarise(paths["results"], truth))
     return 0
 
 

@@ -274,8 +274,8 @@ def evaluate_sequences(model: LandmarkDetector, seq_dir: str | Path, layout: str
     queries, normals = _queries(layout)
     per_clip = []
     for npz in clips:
+        gt, gt_ibug = _clip_truth(npz, layout)  # first: the clip's depth buffers are freed before its frames are read
         frames = _read_video(npz.with_suffix(".mp4"))
-        gt, gt_ibug = _clip_truth(npz, layout)
         if len(frames) != len(gt):
             log.warning("%s: %d video frames but %d ground-truth frames; using the first %d", npz.stem,
                         len(frames), len(gt), min(len(frames), len(gt)))

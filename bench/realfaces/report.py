@@ -180,11 +180,11 @@ def section(command: str, models: list[Path], sets: list[FaceSet], methods: dict
     return L
 
 
-def _bounds(lines: list[str]) -> tuple[int, int] | None:
+def _bounds(lines: list[str], title: str = SECTION_TITLE) -> tuple[int, int] | None:
     """[start, end) of the section in a markdown file's lines: its title up to the next "## " heading."""
-    if SECTION_TITLE not in lines:
+    if title not in lines:
         return None
-    start = lines.index(SECTION_TITLE)
+    start = lines.index(title)
     return start, next((k for k in range(start + 1, len(lines)) if lines[k].startswith("## ")), len(lines))
 
 
@@ -199,10 +199,11 @@ def update_section(doc: Path, lines: list[str]) -> None:
     doc.write_text("\n".join(new).rstrip("\n") + "\n")
 
 
-def kept_section(doc: Path) -> list[str]:
-    """The section as a markdown file holds it now (empty when it has none): for commands that rewrite the file."""
+def kept_section(doc: Path, title: str = SECTION_TITLE) -> list[str]:
+    """The section `title` (this report's by default) as a markdown file holds it now (empty when it has none): for
+    commands that rewrite the file."""
     old = doc.read_text().splitlines() if doc.exists() else []
-    bounds = _bounds(old)
+    bounds = _bounds(old, title)
     return old[bounds[0]:bounds[1]] if bounds else []
 
 

@@ -47,9 +47,9 @@ class Sample:
     K: np.ndarray
     R: np.ndarray
     t: np.ndarray
-    depth: np.ndarray              # (H, W) float32 camera z of the nearest surface, inf where empty
+    depth: np.ndarray              # (H, W) float32 (float16 from a clip) camera z of the nearest surface, inf if empty
     part_id: np.ndarray            # (H, W) int16, -1 where empty
-    head_depth: np.ndarray         # (H, W) float32 camera z of the head alone (without hair, glasses, hands...)
+    head_depth: np.ndarray         # (H, W) float32 (float16 from a clip) camera z of the head alone (no hair, hands...)
     occluder_ids: tuple[int, ...] = ()
     tags: dict = field(default_factory=dict)
 

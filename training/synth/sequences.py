@@ -102,13 +102,24 @@ def write_sequence(frames: list[Sample], out_dir: Path, name: str, fps: int = 30
     return video_path
 
 
+# The arrays of a clip's npz that `load_sequence` reads (`fps` is read by those who need it).
+SEQUENCE_ARRAYS = ("identity", "expression", "K", "R", "t", "depth", "part_id", "head_depth", "occluder_ids")
+
+
 def load_sequence(npz_path: Path) -> list[Sample]:
-    """Per-frame ground truth of a written clip as Samples (images left empty: read them from the video)."""
+    """Per-frame ground truth of a written clip as Samples.
+
+    An NpzFile decompresses a whole array on every access, so each array is read once, here, and every frame
+    holds views of those arrays: time and memory grow linearly with the clip. The depth buffers stay float16 as
+    stored (the visibility tests compare them with float64 depths, so this loses nothing). The images are one
+    shared read-only black frame: read the pixels from the video.
+    """
     with np.load(npz_path) as d:
-        n = len(d["K"])
-        h, w = d["depth"].shape[1:]
-        return [Sample(image=np.zeros((h, w, 3), np.uint8), identity=d["identity"], expression=d["expression"][i],
-                       K=d["K"][i], R=d["R"][i], t=d["t"][i], depth=d["depth"][i].astype(np.float32),
-                       part_id=d["part_id"][i], head_depth=d["head_depth"][i].astype(np.float32),
-                       occluder_ids=tuple(int(x) for x in d["occluder_ids"]))
-                for i in range(n)]
+        arrays = {key: d[key] for key in SEQUENCE_ARRAYS}
+    n, h, w = arrays["depth"].shape
+    image = np.broadcast_to(np.zeros(3, np.uint8), (h, w, 3))
+    occluder_ids = tuple(int(x) for x in arrays["occluder_ids"])
+    return [Sample(image=image, identity=arrays["identity"], expression=arrays["expression"][i],
+                   K=arrays["K"][i], R=arrays["R"][i], t=arrays["t"][i], depth=arrays["depth"][i],
+                   part_id=arrays["part_id"][i], head_depth=arrays["head_depth"][i], occluder_ids=occluder_ids)
+            for i in range(n)]
