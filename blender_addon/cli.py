@@ -8,7 +8,14 @@ results are stored on its MovieClip (and as markers), then the functions behind 
 operators (scene/rig.py, scene/retarget.py) build its rig and, with --target, bake (or with --live, drive) the
 character, which is loaded once per run. Progress goes to stdout, errors to stderr. Exit status: 0 when every
 clip worked, 1 when a clip failed (unreadable, no face found, rig or retarget error; the others are still
-processed and saved), 2 when nothing could start (arguments, model, layout, semantics or target).
+processed and saved), 2 when nothing could start (arguments, model, layout, semantics, target or an output path).
+A clip decoded only in part, or an output (--preview, --results, --check) that could not be written, is a
+failed clip too (1), though what was tracked is kept and saved.
+
+Every output is planned before the first clip is tracked (core.outputs.OutputPlan): an input (a clip, the
+target, the model, a layout file) is never written over, an existing file is refused unless --overwrite (the
+.blend open in Blender may always be saved again), and with several clips two clips of the same name get
+`_2`, `_3`, ... Files are written under a temporary name and renamed.
 """
 from __future__ import annotations
 
@@ -16,6 +23,7 @@ import argparse
 import sys
 import time
 import traceback
+from dataclasses import dataclass
 from pathlib import Path
 
 import bpy
@@ -45,6 +53,8 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser(prog: str) -> argparse.ArgumentParser:
+    from core.predict import finite_float  # the same number check as core.predict's options
+
     parser = _Parser(prog=prog, description=strings.CLI_DESCRIPTION,
                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("clips", nargs="+", metavar="CLIP", help=strings.CLI_HELP_CLIPS)
@@ -56,8 +66,8 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     parser.add_argument("--layout", default="ibug68", help=strings.CLI_HELP_LAYOUT)
     parser.add_argument("--semantics", default="canonical", help=strings.CLI_HELP_SEMANTICS)
     parser.add_argument("--model", default="", help=strings.CLI_HELP_MODEL)
-    parser.add_argument("--threshold", type=float, default=0.5, help=strings.CLI_HELP_THRESHOLD)
-    parser.add_argument("--smoothing", type=float, default=0.5, help=strings.CLI_HELP_SMOOTHING)
+    parser.add_argument("--threshold", type=finite_float, default=0.5, help=strings.CLI_HELP_THRESHOLD)
+    parser.add_argument("--smoothing", type=finite_float, default=0.5, help=strings.CLI_HELP_SMOOTHING)
     parser.add_argument("--mirror", action="store_true", help=strings.CLI_HELP_MIRROR)
     parser.add_argument("--threads", type=int, default=0, help=strings.CLI_HELP_THREADS)
     parser.add_argument("--no-markers", action="store_true", help=strings.CLI_HELP_NO_MARKERS)
@@ -65,6 +75,7 @@ def build_parser(prog: str) -> argparse.ArgumentParser:
     parser.add_argument("--preview", metavar="OUT.mp4", default="", help=strings.CLI_HELP_PREVIEW)
     parser.add_argument("--results", metavar="OUT.npz", default="", help=strings.CLI_HELP_RESULTS)
     parser.add_argument("--check", metavar="OUT.png", default="", help=strings.CLI_HELP_CHECK)
+    parser.add_argument("--overwrite", action="store_true", help=strings.CLI_HELP_OVERWRITE)
     return parser
 
 
@@ -103,7 +114,19 @@ def main(argv: list[str], prog: str = f"blender -b -c {COMMAND_ID}") -> int:
         return EXIT_FAILED
 
 
+@dataclass
+class _ClipOutputs:
+    """The files one clip's run writes, planned before any clip is tracked (None: not asked for)."""
+
+    preview: Path | None = None
+    results: Path | None = None
+    check: Path | None = None
+    written: bool = True  # False once one of them could not be written (after an error message)
+
+
 def _run(args: argparse.Namespace) -> int:
+    from core.outputs import OutputError
+
     settings = tracking.TrackingSettings(layout=args.layout, semantics=args.semantics, model_path=args.model,
                                          smoothing=args.smoothing, mirror=args.mirror, threshold=args.threshold,
                                          threads=args.threads)
@@ -124,6 +147,11 @@ def _run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         error(strings.ERR_SEMANTICS.format(detail=exc))
         return EXIT_SETUP
+    try:  # every output before the first clip: a bad path costs no tracking and overwrites nothing
+        clip_outputs = _plan_outputs(args, output, model.path)
+    except OutputError as exc:
+        error(str(exc))
+        return EXIT_SETUP
     target = None
     if args.target or args.target_object:
         try:  # before tracking: a wrong target should not cost a whole clip's tracking first
@@ -135,35 +163,63 @@ def _run(args: argparse.Namespace) -> int:
 
     failed = 0
     done: list[str] = []
-    for clip_arg in args.clips:
-        clip = _track_one(Path(clip_arg).expanduser().resolve(), settings, model, write_markers=not args.no_markers,
-                          preview=_per_clip(args.preview, clip_arg, len(args.clips)),
-                          results_path=_per_clip(args.results, clip_arg, len(args.clips)))
-        if clip is None or (not args.no_rig and not _rig_and_retarget(clip, target, args)):
-            failed += 1
-            continue
-        done.append(clip.name)
+    for clip_arg, planned in zip(args.clips, clip_outputs):
+        clip, read_whole = _track_one(Path(clip_arg).expanduser().resolve(), settings, model,
+                                      write_markers=not args.no_markers, outputs=planned)
+        if clip is not None and not args.no_rig and not _rig_and_retarget(clip, target, args, planned):
+            clip = None  # a clip whose rig or retarget failed is not among the saved ones
+        failed += clip is None or not read_whole or not planned.written
+        if clip is not None:
+            done.append(clip.name)
 
-    if done:
+    if not done:
+        error(strings.CLI_NOTHING_SAVED.format(path=output))
+        return EXIT_FAILED
+    try:  # Blender writes the .blend under a temporary name and renames it: no half-written file
         output.parent.mkdir(parents=True, exist_ok=True)
         bpy.ops.wm.save_as_mainfile(filepath=str(output), check_existing=False)
-        say(strings.CLI_SAVED.format(path=output, clips=", ".join(done)))
-    else:
-        error(strings.CLI_NOTHING_SAVED.format(path=output))
+    except (RuntimeError, OSError) as exc:
+        error(strings.CLI_ERR_SAVE.format(path=output, detail=str(exc).strip()))
+        return EXIT_FAILED
+    say(strings.CLI_SAVED.format(path=output, clips=", ".join(done)))
     return EXIT_FAILED if failed else EXIT_OK
 
 
-def _per_clip(path: str, clip: str, num_clips: int) -> Path | None:
+def _plan_outputs(args: argparse.Namespace, output: Path, model_path: Path) -> list[_ClipOutputs]:
+    """Check every output path of the run (core.outputs.OutputPlan); the per-clip files, one entry per clip."""
+    from core.outputs import OutputPlan
+    from core.runtime.video import list_images
+
+    inputs: list[str | Path] = [model_path, *[p for p in (args.target, args.layout) if p and Path(p).is_file()]]
+    for clip in args.clips:
+        path = Path(clip).expanduser()
+        inputs += [path, *(list_images(path) if path.is_dir() else [])]
+    # The .blend open in Blender is saved again with its data: re-running into the file a rig came from.
+    plan = OutputPlan(inputs, overwrite=args.overwrite, replaceable=[bpy.data.filepath] if bpy.data.filepath else [])
+    plan.file(output, "--output")
+
+    def per_clip(path: str, what: str, clip: str) -> Path | None:
+        return plan.file(_per_clip(path, clip, len(args.clips)), what, unique=True) if path else None
+
+    return [_ClipOutputs(preview=per_clip(args.preview, "--preview", clip),
+                         results=per_clip(args.results, "--results", clip),
+                         check=per_clip(args.check, "--check", clip) if not args.no_rig else None)
+            for clip in args.clips]
+
+
+def _per_clip(path: str, clip: str, num_clips: int) -> Path:
     """An output path for one clip: as given for a single clip, else with the clip's name appended."""
-    if not path:
-        return None
     out = Path(path).expanduser().resolve()
     return out if num_clips == 1 else out.with_name(f"{out.stem}_{Path(clip).stem}{out.suffix}")
 
 
-def _track_one(path: Path, settings: tracking.TrackingSettings, model, write_markers: bool,  # noqa: ANN001, ANN202
-               preview: Path | None = None, results_path: Path | None = None):
-    """Track one clip into a MovieClip of the current file; None (after an error message) when it failed."""
+def _track_one(path: Path, settings: tracking.TrackingSettings, model, write_markers: bool,  # noqa: ANN001
+               outputs: _ClipOutputs) -> tuple[bpy.types.MovieClip | None, bool]:
+    """Track one clip into a MovieClip of the current file and write its --results and --preview. Returns the
+    clip (None, after an error message, when it failed) and whether it was read whole (a clip decoded only in
+    part keeps its results); an output not written sets `outputs.written` to False."""
+    from core.outputs import OutputError
+
     started = time.perf_counter()
     last_print = [started]
 
@@ -177,30 +233,34 @@ def _track_one(path: Path, settings: tracking.TrackingSettings, model, write_mar
         clip = load_movieclip(path)
         if clip is None:
             error(strings.CLI_ERR_CLIP_LOAD.format(path=path))
-            return None
+            return None, False
         say(strings.CLI_TRACKING.format(clip=path, width=footage.width, height=footage.height,
                                         frames=footage.frame_count or "?"))
         results = tracking.track(path, settings, first_frame=tracking.clip_first_frame(clip), fps=clip.fps,
                                  model=model, progress=progress)
     except tracking.TrackingError as exc:
         error(str(exc))
-        return None
+        return None, False
+    if results.frames_missing:
+        error(strings.CLI_ERR_INCOMPLETE.format(clip=path, read=results.num_frames,
+                                                expected=results.frames_expected))
     stored = tracking.store_results(clip, results)
     if write_markers:
         tracking.write_markers(clip, stored)
-    if results_path is not None:
-        say(strings.CLI_WROTE.format(path=tracking.save_results_npz(results, results_path)))
-    if preview is not None:
-        try:
-            say(strings.CLI_WROTE.format(path=tracking.write_preview(results, path, preview)))
-        except tracking.TrackingError as exc:
-            error(str(exc))
+    try:
+        if outputs.results is not None:
+            say(strings.CLI_WROTE.format(path=tracking.save_results_npz(results, outputs.results)))
+        if outputs.preview is not None:
+            say(strings.CLI_WROTE.format(path=tracking.write_preview(results, path, outputs.preview)))
+    except (tracking.TrackingError, OutputError) as exc:
+        error(str(exc))
+        outputs.written = False
     say(strings.CLI_TRACKED.format(clip=clip.name, summary=tracking.summary(results),
                                    seconds=time.perf_counter() - started))
     if results.faces_found == 0:
         error(strings.NO_FACE_FOUND.format(clip=path))
-        return None
-    return clip
+        return None, False
+    return clip, not results.frames_missing
 
 
 def load_movieclip(path: Path) -> bpy.types.MovieClip | None:
@@ -222,9 +282,12 @@ def load_movieclip(path: Path) -> bpy.types.MovieClip | None:
         return None
 
 
-def _rig_and_retarget(clip: bpy.types.MovieClip, target: bpy.types.Object | None, args: argparse.Namespace) -> bool:
-    """Build the clip's rig from its stored results (the Build Rig operator's function) and retarget it onto
-    `target` when there is one; False after an error message."""
+def _rig_and_retarget(clip: bpy.types.MovieClip, target: bpy.types.Object | None, args: argparse.Namespace,
+                      outputs: _ClipOutputs) -> bool:
+    """Build the clip's rig from its stored results (the Build Rig operator's function), write its --check image
+    (a failure sets `outputs.written` to False) and retarget it onto `target` when there is one; False after an
+    error message when the rig or the retarget failed."""
+    from core.outputs import OutputError
     from core.retarget import match_shape_keys
 
     from .scene import retarget as scene_retarget
@@ -236,12 +299,15 @@ def _rig_and_retarget(clip: bpy.types.MovieClip, target: bpy.types.Object | None
         error(strings.CLI_ERR_RIG.format(clip=clip.name, detail=exc))
         return False
     say(strings.CLI_RIG.format(clip=clip.name, head=rig.head.name, camera=rig.camera.name, frames=len(rig.frames)))
-    check = _per_clip(args.check, clip.name, len(args.clips))
-    if check is not None and len(rig.frames):
+    if outputs.check is not None and len(rig.frames):
         from .scene.check import render_check
 
         middle = int(tracking.scene_to_clip_frame(clip, int(rig.frames[len(rig.frames) // 2])))
-        say(strings.CLI_WROTE.format(path=render_check(_scene(), clip, middle, check)))
+        try:  # before the retarget: the check shows the rig alone
+            say(strings.CLI_WROTE.format(path=render_check(_scene(), clip, middle, outputs.check)))
+        except (OutputError, ValueError) as exc:
+            error(str(exc))
+            outputs.written = False
     if target is None and not args.target_head:
         return True
     try:

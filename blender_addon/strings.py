@@ -88,6 +88,8 @@ POLL_RUNNING = "Tracking is already running"
 STATUS_TRACKING = "Tracking frame {done}/{total}, face in {found}, {rate:.1f} frames/s"
 STATUS_DONE = "Tracking done: {summary}"
 STATUS_CANCELLED = "Tracking stopped: kept {summary}"
+STATUS_INCOMPLETE = ("Only {read} of the {expected} frames could be decoded (a truncated or damaged file): kept "
+                     "{summary}")
 STATUS_CLIP_GONE = "The clip was removed while tracking: nothing was stored"
 STATUS_CLEARED = "Cleared the tracking of {clip}"
 SUMMARY = "{frames} frames, a face in {found} ({percent:.0f}%)"
@@ -108,8 +110,13 @@ ERR_UNEXPECTED = "Unexpected {kind}: {detail} (details in the system console)"
 # --- command line ------------------------------------------------------------------------------------------------
 CLI_DESCRIPTION = """Track faces in clips, build the face rig, optionally retarget it, and save a .blend.
 
-Exit status: 0 all clips done; 1 a clip failed (unreadable, no face found, rig or retarget error; the other
-clips are still processed and saved); 2 nothing could start (arguments, model, layout or semantics)."""
+Outputs are checked before any clip is tracked: an input is never written over, and an existing file is
+refused unless --overwrite (the .blend open in Blender may always be saved again, keeping its data). With
+several clips, --preview, --results and --check get each clip's name appended (`_2`, ... for equal names).
+
+Exit status: 0 all clips done and read whole; 1 a clip failed (unreadable or only partly decodable, no face
+found, rig or retarget error, an output not written; the other clips are still processed and saved); 2 nothing
+could start (arguments, model, layout, semantics or an output path)."""
 CLI_HELP_CLIPS = "video file or folder of images (several clips: each gets its own clip, rig and results)"
 CLI_HELP_OUTPUT = "the .blend file to write"
 CLI_HELP_TARGET = "character .blend to retarget onto (with --target-object: which object in it)"
@@ -128,6 +135,7 @@ CLI_HELP_NO_RIG = "only track: no rig, no retargeting"
 CLI_HELP_PREVIEW = "also write a video of the footage with the tracked landmarks drawn (.mp4)"
 CLI_HELP_RESULTS = "also write the per-frame tracking results as arrays (.npz)"
 CLI_HELP_CHECK = "also write a check image: the footage beside the rig rendered over it, landmarks drawn (.png)"
+CLI_HELP_OVERWRITE = "replace existing output files (never an input); without it they are refused"
 CLI_WROTE = "wrote {path}"
 CLI_ERROR_PREFIX = "error: "
 CLI_MODEL = "model: {model}"
@@ -139,6 +147,9 @@ CLI_CURRENT_FILE = "the current file"
 CLI_SAVED = "saved {path} ({clips})"
 CLI_NOTHING_SAVED = "no clip succeeded: {path} was not written"
 CLI_ERR_OUTPUT_SUFFIX = "--output must be a .blend file, not {path}"
+CLI_ERR_SAVE = "cannot save {path}: {detail}"
+CLI_ERR_INCOMPLETE = ("{clip}: only {read} of the {expected} frames could be decoded (a truncated or damaged file): "
+                      "its results, rig and outputs cover those frames")
 CLI_ERR_TARGET_MISSING = "target file not found: {path}"
 CLI_ERR_CLIP_LOAD = "Blender cannot open {path} as a movie clip"
 CLI_ERR_RIG = "{clip}: cannot build the rig: {detail}"

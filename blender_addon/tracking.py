@@ -91,10 +91,17 @@ class TrackingResults:
     K: np.ndarray               # (F, 3, 3) pixels
     R: np.ndarray               # (F, 3, 3) canonical -> OpenCV camera
     t: np.ndarray               # (F, 3) cm
+    # The frames the job meant to read (None: unknown); set by TrackJob.results, not stored on the clip.
+    frames_expected: int | None = None
 
     @property
     def num_frames(self) -> int:
         return int(len(self.frames))
+
+    @property
+    def frames_missing(self) -> int:
+        """Frames of the range that could not be decoded (a truncated or damaged file); 0 when all were read."""
+        return max(0, self.frames_expected - self.num_frames) if self.frames_expected else 0
 
     @property
     def num_points(self) -> int:
@@ -367,7 +374,8 @@ class TrackJob:
         return TrackingResults(layout=self.layout.name if Path(self.settings.layout).suffix.lower() != ".json"
                                else self.settings.layout, semantics=self.settings.semantics,
                                model=str(self.model.path), width=int(self.source.width),
-                               height=int(self.source.height), fps=self.fps, names=list(self.names), **arrays)
+                               height=int(self.source.height), fps=self.fps, names=list(self.names),
+                               frames_expected=None if self.cancelled else self.total, **arrays)
 
     def status(self) -> str:
         """One line for the status bar and the CLI."""
@@ -520,43 +528,53 @@ def summary(results: TrackingResults | StoredSummary) -> str:
 
 
 def save_results_npz(results: TrackingResults, path: str | Path) -> Path:
-    """All per-frame arrays of `results` (and its setup) in one .npz, for pipelines and evaluation scripts."""
+    """All per-frame arrays of `results` (and its setup) in one .npz, for pipelines and evaluation scripts.
+    Written atomically (core.outputs.atomic_path); an OutputError names the file when it cannot be."""
+    from core.outputs import atomic_path
+
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    np.savez_compressed(path, layout=results.layout, semantics=results.semantics, model=results.model,
-                        width=results.width, height=results.height, fps=results.fps, names=np.array(results.names),
-                        frames=results.frames, has_face=results.has_face, confidence=results.confidence,
-                        landmarks_2d=results.landmarks_2d, visibility=results.visibility,
-                        landmarks_3d=results.landmarks_3d, K=results.K, R=results.R, t=results.t)
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:  # a file object: numpy adds no ".npz" to the name
+        np.savez_compressed(f, layout=results.layout, semantics=results.semantics, model=results.model,
+                            width=results.width, height=results.height, fps=results.fps,
+                            names=np.array(results.names), frames=results.frames, has_face=results.has_face,
+                            confidence=results.confidence, landmarks_2d=results.landmarks_2d,
+                            visibility=results.visibility, landmarks_3d=results.landmarks_3d, K=results.K,
+                            R=results.R, t=results.t)
     return path
 
 
 def write_preview(results: TrackingResults, footage: str | Path, path: str | Path) -> Path:
     """An MPEG-4 video of the footage with the tracked landmarks drawn (green visible, red hidden).
 
-    OpenCV's own mp4v encoder: H.264 needs ffmpeg, which the add-on does not bundle.
+    OpenCV's own mp4v encoder: H.264 needs ffmpeg, which the add-on does not bundle. Written under a temporary
+    name and renamed (core.outputs.atomic_path): a failure leaves no partial video. Raises TrackingError.
     """
     import cv2
 
     from core.layouts import load_layout
+    from core.outputs import OutputError, atomic_path
     from core.overlay import draw_landmarks
-    from core.runtime.video import open_frames
+    from core.runtime.images import ImageReadError
+    from core.runtime.video import VideoReadError, open_frames
 
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
     try:
         contours = load_layout(results.layout).contours
     except ValueError:
         contours = {}
-    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), float(results.fps or 25.0),
-                             (results.width, results.height))
-    if not writer.isOpened():
-        raise TrackingError(f"cannot write the preview video {path}")
     try:
-        for i, frame in enumerate(open_frames(footage)):
-            if i < results.num_frames and results.has_face[i]:
-                frame = draw_landmarks(frame, results.landmarks_2d[i], results.visibility[i], contours)
-            writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
-    finally:
-        writer.release()
+        with atomic_path(path) as tmp:
+            writer = cv2.VideoWriter(str(tmp), cv2.VideoWriter_fourcc(*"mp4v"), float(results.fps or 25.0),
+                                     (results.width, results.height))
+            if not writer.isOpened():
+                raise OutputError(f"OpenCV cannot write an mp4v video named {path.name}: use .mp4")
+            try:
+                for i, frame in enumerate(open_frames(footage)):
+                    if i < results.num_frames and results.has_face[i]:
+                        frame = draw_landmarks(frame, results.landmarks_2d[i], results.visibility[i], contours)
+                    writer.write(cv2.cvtColor(frame, cv2.COLOR_RGB2BGR))
+            finally:
+                writer.release()
+    except (OutputError, VideoReadError, ImageReadError) as exc:
+        raise TrackingError(f"cannot write the preview video {path}: {exc}") from exc
     return path

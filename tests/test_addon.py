@@ -526,6 +526,84 @@ def test_cli_pipeline_tracks_rigs_retargets_and_saves(addon, artefacts, timed, c
     assert code == 2 and "no object called 'Nobody'" in capsys.readouterr().err
 
 
+def test_cli_checks_outputs_first_and_never_writes_over_inputs(addon, artefacts, timed, capsys, tmp_path) -> None:
+    """Issue 20, items 2, 3 and 5 for the batch: every output is checked before tracking (exit 2, nothing
+    tracked), an input is never an output, an existing file only with --overwrite, equal clip names are told
+    apart, and saving again into the .blend that is open stays allowed."""
+    _fresh_scene()
+    model = ["--model", str(artefacts.model), "--threshold", "0", "--no-rig"]
+    clip = tmp_path / "clip.mp4"
+    shutil.copy(artefacts.clip, clip)
+    before = clip.read_bytes()
+    blocker = tmp_path / "a_file"
+    blocker.write_text("")
+    other = tmp_path / "other.blend"
+    other.write_bytes(b"another file's content")
+
+    def run(*args: str) -> tuple[int, str, str]:
+        code = addon.cli.command([str(clip), *args, *model])
+        captured = capsys.readouterr()
+        assert "Traceback" not in captured.err
+        return code, captured.out, captured.err
+
+    out = str(tmp_path / "out.blend")
+    for args, message in [
+        (["--output", out, "--preview", str(clip)], f"--preview {clip} is the input"),
+        (["--output", out, "--preview", str(clip), "--overwrite"], "is the input"),
+        (["--output", str(other)], f"--output {other} already exists"),
+        (["--output", str(blocker / "out.blend")], f"{blocker} is a file, not a folder"),
+        (["--output", out, "--results", str(blocker / "r.npz")], f"{blocker} is a file, not a folder"),
+        (["--output", out, "--threshold", "nan"], "--threshold"),
+    ]:
+        code, stdout, err = run(*args)
+        assert code == 2 and message in err, (args, err)
+        assert "tracking" not in stdout, args  # refused before any clip was tracked
+    assert clip.read_bytes() == before and other.read_bytes() == b"another file's content"
+    assert not Path(out).exists()
+
+    code, _, err = run("--output", str(other), "--overwrite")
+    assert code == 0, err
+    assert other.read_bytes() != b"another file's content" and other.stat().st_size > 1000  # a .blend now
+    code, _, err = run("--output", str(other))  # the file now open in Blender is saved again: allowed
+    assert code == 0, err
+
+    second = tmp_path / "b" / "clip.mp4"
+    second.parent.mkdir()
+    shutil.copy(artefacts.clip, second)
+    code = addon.cli.command([str(clip), str(second), "--output", str(tmp_path / "two.blend"), "--preview",
+                              str(tmp_path / "p.mp4"), "--results", str(tmp_path / "r.npz"), *model])
+    assert code == 0, capsys.readouterr().err
+    names = sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(("p_", "r_")))
+    assert names == ["p_clip.mp4", "p_clip_2.mp4", "r_clip.npz", "r_clip_2.npz"]
+    assert not [p.name for p in tmp_path.rglob(".*partial*")]  # no temporary file left behind
+
+
+def test_cli_partial_clip_and_failed_outputs_are_failures(addon, artefacts, timed, capsys, tmp_path) -> None:
+    """Issue 20, item 4 for the batch: a truncated mp4 exits 1 (its frames are kept and saved), and a --preview
+    or --check that cannot be written is an error with exit 1, not "wrote"."""
+    from media_fixtures import write_truncated_mp4
+
+    _fresh_scene()
+    cut = write_truncated_mp4(tmp_path / "cut.mp4")
+    out = tmp_path / "cut.blend"
+    code = addon.cli.command([str(cut), "--output", str(out), "--model", str(artefacts.model), "--threshold", "0",
+                              "--no-rig"])
+    captured = capsys.readouterr()
+    assert code == 1 and "of the 30 frames could be decoded" in captured.err and str(cut) in captured.err, \
+        captured.err
+    assert out.is_file()  # what was read is kept
+
+    _fresh_scene()
+    for option, name, message in [("--preview", "preview.xyz", "cannot write the preview video"),
+                                  ("--check", "check.xyz", "OpenCV cannot encode")]:
+        code = addon.cli.command([str(artefacts.clip), "--output", str(tmp_path / f"{name}.blend"), "--model",
+                                  str(artefacts.model), "--threshold", "0", option, str(tmp_path / name)])
+        captured = capsys.readouterr()
+        assert code == 1 and message in captured.err and str(tmp_path / name) in captured.err, captured.err
+        assert f"wrote {tmp_path / name}" not in captured.out and not (tmp_path / name).exists()
+        assert "Traceback" not in captured.err
+
+
 def test_batch_script_shares_the_cli(addon, artefacts, timed, capsys, tmp_path) -> None:
     batch = _load_batch(Path(addon.__file__).parent / "batch.py")
     assert batch.script_arguments(["blender", "-b", "-P", "batch.py", "--", "a.mp4", "-o", "x.blend"]) == \

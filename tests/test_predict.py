@@ -53,6 +53,7 @@ def image(h: int, w: int, seed: int = 0) -> np.ndarray:
 def predict(args: list, model_path: Path, tmp_path: Path, capsys) -> tuple[int, list, str, str]:  # noqa: ANN001
     """Run the CLI in-process with --json; returns (exit code, parsed JSON, stdout, stderr)."""
     out = tmp_path / "out.json"
+    out.unlink(missing_ok=True)  # the previous call's: an existing --json is refused without --overwrite
     code = main([str(a) for a in args] + ["--model", str(model_path), "--json", str(out), "--threads", "1"])
     captured = capsys.readouterr()
     return code, json.loads(out.read_text()) if out.exists() else None, captured.out, captured.err
@@ -111,11 +112,15 @@ def test_image_kinds_and_unreadable_file(model_path, tmp_path, capsys):
     code, result, _, err = predict([tmp_path / n for n in names] + ["--threshold", "0"], model_path, tmp_path, capsys)
     assert code == 1
     assert str(tmp_path / "broken.jpg") in err and str(tmp_path / "missing.png") in err
-    sizes = {Path(e["path"]).name: (e["width"], e["height"]) for e in result}
+    assert [Path(e["path"]).name for e in result] == names  # one entry per input, in order
+    read = [e for e in result if "error" not in e]
+    sizes = {Path(e["path"]).name: (e["width"], e["height"]) for e in read}
     assert sizes == {"gray.png": (70, 50), "rgba.png": (30, 40), "deep.png": (40, 30), "tiny.png": (8, 8),
                      "huge.png": (5000, 3000)}
-    for entry in result:
+    for entry in read:
         check_face(entry["faces"][0], 68, entry["width"], entry["height"])
+    errors = {Path(e["path"]).name: e["error"] for e in result if "error" in e}
+    assert set(errors) == {"broken.jpg", "missing.png"} and "file not found" in errors["missing.png"]
 
 
 def test_no_face_is_empty_and_exit_zero(model_path, tmp_path, capsys):
@@ -147,7 +152,7 @@ def test_video(model_path, tmp_path, capsys):
     code, result, _, _ = predict([tmp_path / "clip.mp4", "--threshold", "0"], model_path, tmp_path, capsys)
     assert code == 0 and len(result) == 1
     entry = result[0]
-    assert set(entry) == {"path", "width", "height", "fps", "frames"}
+    assert set(entry) == {"path", "width", "height", "fps", "complete", "frames"} and entry["complete"] is True
     assert (entry["width"], entry["height"]) == (64, 48) and entry["fps"] == pytest.approx(24.0)
     assert [f["frame"] for f in entry["frames"]] == [0, 1, 2, 3, 4]
     for frame in entry["frames"]:
@@ -180,7 +185,8 @@ def test_corrupt_video_is_reported(model_path, tmp_path, capsys):
     (tmp_path / "corrupt.mp4").write_bytes(bytes(range(256)) * 20)
     code, result, _, err = predict([tmp_path / "corrupt.mp4", tmp_path / "good.mp4"], model_path, tmp_path, capsys)
     assert code == 1 and "corrupt.mp4" in err
-    assert [Path(e["path"]).name for e in result] == ["good.mp4"]
+    assert [Path(e["path"]).name for e in result] == ["corrupt.mp4", "good.mp4"]
+    assert "corrupt.mp4" in result[0]["error"] and "frames" in result[1]
 
 
 def test_folder_sequence_overlay_and_summary(model_path, tmp_path, capsys):

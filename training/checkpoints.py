@@ -7,12 +7,13 @@ message; `allow_pickle=True` (the commands' `--allow-pickle`) reads such a file 
 from __future__ import annotations
 
 import logging
-import os
 import pickle
 from pathlib import Path
 from typing import Any
 
 import torch
+
+from core.outputs import atomic_path
 
 log = logging.getLogger(__name__)
 
@@ -22,19 +23,10 @@ class CheckpointError(ValueError):
 
 
 def save_checkpoint(state: dict, path: str | Path) -> None:
-    """torch.save to a temporary file in the same folder, fsync, then os.replace: a kill leaves either the old
-    checkpoint or the new one, never a partial file."""
-    path = Path(path)
-    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    try:
-        with open(tmp, "wb") as f:
-            torch.save(state, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
+    """torch.save under a temporary name in the same folder, then renamed (core.outputs.atomic_path): a kill
+    leaves either the old checkpoint or the new one, never a partial file."""
+    with atomic_path(path) as tmp, open(tmp, "wb") as f:
+        torch.save(state, f)
 
 
 def load_checkpoint_file(path: str | Path, map_location: Any = "cpu", allow_pickle: bool = False) -> Any:

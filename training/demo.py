@@ -60,7 +60,7 @@ def track_clip(video: Path, out: Path, model: str = "") -> int:
     paths = demo_outputs(out)
     command = [sys.executable, str(REPO_DIR / "blender_addon" / "batch.py"), "--", str(video),
                "--output", str(paths["blend"]), "--preview", str(paths["preview"]), "--results", str(paths["results"]),
-               "--check", str(paths["check"])]
+               "--check", str(paths["check"]), "--overwrite"]  # the demo's own outputs, rewritten every run
     if model:
         command += ["--model", model]
     env = dict(os.environ, BLENDER_USER_RESOURCES=os.environ.get("BLENDER_USER_RESOURCES", str(out / "blender_user")))

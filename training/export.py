@@ -23,7 +23,6 @@ import argparse
 import dataclasses
 import json
 import logging
-import os
 import sys
 from pathlib import Path
 from typing import NamedTuple
@@ -37,6 +36,7 @@ from core.layouts import SEMANTICS
 from core.model import MODEL_VARIANTS, LandmarkDetector, ModelConfig, create_model, export_onnx
 from core.model.detector import DIRECT_CROP_INPUT, DIRECT_CROP_PIXELS_INPUT, FIND_FACE_INPUT, onnx_io_names
 from core.model.stn import full_frame_theta, sample_crop, theta_from_box
+from core.outputs import atomic_path
 from training.checkpoints import CheckpointError, load_checkpoint_file
 
 log = logging.getLogger(__name__)
@@ -144,12 +144,12 @@ def export_model(model: LandmarkDetector, out: str | Path, image_hw: tuple[int, 
                  source: str = "", crop_scale: float | None = None) -> Path:
     """Export `model` to ONNX at `out` with the runtime's metadata; returns the path."""
     out = Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    export_onnx(model.eval(), out, tuple(image_hw))
-    proto = onnx.load(str(out))
-    del proto.metadata_props[:]
-    onnx.helper.set_model_props(proto, metadata(model, image_hw, source, crop_scale))
-    onnx.save(proto, str(out))
+    with atomic_path(out) as tmp:  # a failed export leaves the previous model, not half a file
+        export_onnx(model.eval(), tmp, tuple(image_hw))
+        proto = onnx.load(str(tmp))
+        del proto.metadata_props[:]
+        onnx.helper.set_model_props(proto, metadata(model, image_hw, source, crop_scale))
+        onnx.save(proto, str(tmp))
     size_mb = out.stat().st_size / 2**20
     if size_mb > MAX_ONNX_MB:
         raise ExportError(f"{out}: {size_mb:.1f} MB exceeds the {MAX_ONNX_MB:.0f} MB budget for the shipped model")
@@ -205,9 +205,8 @@ def save_weights(source: str | Path, out: str | Path) -> Path:
     slim = {"model": checkpoint["model"], "config": {k: checkpoint["config"][k] for k in ("model", "data")
                                                      if k in checkpoint["config"]},
             "step": checkpoint.get("step")}
-    tmp = out.with_suffix(out.suffix + ".partial")
-    torch.save(slim, tmp)
-    os.replace(tmp, out)
+    with atomic_path(out) as tmp:
+        torch.save(slim, tmp)
     return out
 
 

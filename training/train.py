@@ -40,6 +40,7 @@ from tqdm import tqdm
 
 from core.model import ModelConfig, create_model
 from core.model.stn import crop_to_image, full_frame_theta, theta_from_box
+from core.outputs import write_text
 from core.overlay import contact_sheet, draw_landmarks
 from core.paths import input_file_problem
 from training.checkpoints import load_checkpoint_file, save_checkpoint
@@ -402,9 +403,7 @@ def keep_metrics_until(path: Path, step: int) -> None:
             continue
         if isinstance(row, dict) and isinstance(row.get("step"), int) and row["step"] <= step:
             kept.append(line + "\n")
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text("".join(kept))
-    os.replace(tmp, path)
+    write_text(path, "".join(kept))
 
 
 class Recorder:

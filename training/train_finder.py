@@ -30,6 +30,7 @@ from tqdm import tqdm
 
 from core.model import create_model
 from core.model.stn import finder_losses, supersample_factor, theta_from_box
+from core.outputs import atomic_path
 from training.checkpoints import CheckpointError, load_checkpoint_file, save_checkpoint
 from training.data import make_dataset
 from training.train import lr_factor
@@ -76,9 +77,8 @@ def build_cache(spec: str, draws: int, path: Path, reduce: int, seed: int = 0, w
         images.append(image.numpy())
         boxes.append(box.numpy())
     cache = {"images": np.concatenate(images), "boxes": np.concatenate(boxes).astype(np.float32)}
-    tmp = path.with_name(path.name + ".tmp.npz")
-    np.savez(tmp, **cache)
-    tmp.replace(path)
+    with atomic_path(path) as tmp:
+        np.savez(tmp, **cache)
     return cache
 
 

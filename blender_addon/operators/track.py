@@ -107,6 +107,10 @@ class IL_OT_track(ModalJobOperator):
         if cancelled:
             props.status = strings.STATUS_CANCELLED.format(summary=text)
             self.report({"WARNING"}, props.status)
+        elif results.frames_missing:
+            props.status = strings.STATUS_INCOMPLETE.format(read=results.num_frames,
+                                                            expected=results.frames_expected, summary=text)
+            self.report({"WARNING"}, props.status)
         elif results.num_frames and not results.faces_found:
             props.status = strings.NO_FACE_FOUND.format(clip=clip.name)
             self.report({"WARNING"}, props.status)

@@ -15,10 +15,12 @@ import numpy as np
 
 def render_check(scene: bpy.types.Scene, clip: bpy.types.MovieClip, frame: int, out_png: str | Path,
                  opacity: float = 0.6) -> Path:
-    """Write `out_png`: footage frame `frame` (clip frame numbering), rig render blended at `opacity`, landmarks."""
+    """Write `out_png`: footage frame `frame` (clip frame numbering), rig render blended at `opacity`, landmarks.
+    Raises ValueError (no tracking results) or core.outputs.OutputError (the file cannot be written)."""
     import cv2
 
     from core.layouts import load_layout
+    from core.outputs import write_image
     from core.overlay import draw_landmarks
     from core.runtime.video import open_frames
 
@@ -52,7 +54,4 @@ def render_check(scene: bpy.types.Scene, clip: bpy.types.MovieClip, frame: int, 
     if index is not None and results.has_face[index]:
         contours = load_layout(results.layout).contours if results.layout in ("ibug68", "wflw98") else None
         out = draw_landmarks(out, results.landmarks_2d[index], results.visibility[index], contours)
-    out_png = Path(out_png)
-    out_png.parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(out_png), cv2.cvtColor(np.hstack([image, out]), cv2.COLOR_RGB2BGR))
-    return out_png
+    return write_image(out_png, np.hstack([image, out]))  # atomic; a failure is an OutputError naming the file
