@@ -77,7 +77,7 @@ class OutputPlan:
         if target.is_dir():
             raise OutputError(f"{what} {target} is a folder: give a file name")
         if target.exists() and not self.overwrite and _file_id(target) not in self._replaceable:
-            raise OutputError(f"{what} {target} already exists: choose another name, or pass {OVERWRITE_FLAG} "
+            raise OutputError(f"{what} {target} already exists: choose another path, or pass {OVERWRITE_FLAG} "
                               f"to replace it")
         return target
 
@@ -109,7 +109,7 @@ class OutputPlan:
                               f"names")
         given = self._inputs.get(target) or self._input_ids.get(_file_id(target))
         if given is not None:
-            raise OutputError(f"{what} {target} is the input {given}: choose another name ({OVERWRITE_FLAG} never "
+            raise OutputError(f"{what} {target} is the input {given}: choose another path ({OVERWRITE_FLAG} never "
                               f"replaces an input)")
         _check_writable(target, what)
         self._planned[target] = what

@@ -592,6 +592,9 @@ def test_cli_partial_clip_and_failed_outputs_are_failures(addon, artefacts, time
     assert code == 1 and "of the 30 frames could be decoded" in captured.err and str(cut) in captured.err, \
         captured.err
     assert out.is_file()  # what was read is kept
+    settings = addon.tracking.TrackingSettings(model_path=str(artefacts.model), threshold=0.0)
+    results = addon.tracking.track(cut, settings)  # what the Track operator's job gives it, too
+    assert 0 < results.num_frames < 30 and results.frames_missing == 30 - results.num_frames
 
     _fresh_scene()
     for option, name, message in [("--preview", "preview.xyz", "cannot write the preview video"),

@@ -119,6 +119,18 @@ def test_failed_image_encoding_is_an_error_not_wrote(tmp_path, capsys, photo, mo
     assert not overlays.exists() or not any(overlays.iterdir())
 
 
+def test_json_write_failing_after_the_work_is_exit_1(tmp_path, capsys, photo, monkeypatch):
+    import core.predict
+
+    def disk_full(path, text):
+        raise OutputError(f"cannot write {path}: No space left on device")
+
+    monkeypatch.setattr(core.predict, "write_text", disk_full)
+    code, out, err = run(tmp_path, capsys, photo, "--json", tmp_path / "out.json")
+    assert code == 1 and "No space left on device" in err and "1 output file(s) could not be written" in err
+    assert "wrote" not in out
+
+
 @pytest.mark.parametrize("value", ["nan", "inf", "-inf", "abc"])
 def test_threshold_must_be_a_finite_number(tmp_path, capsys, photo, value):
     code, _, err = run(tmp_path, capsys, photo, "--threshold", value)
@@ -201,3 +213,16 @@ def test_plan_collisions_and_replaceable_files(tmp_path):
     assert OutputPlan(replaceable=[opened]).file(opened, "--output") == opened  # the file being saved again
     with pytest.raises(OutputError, match="already exists"):
         OutputPlan().file(opened, "--output")
+
+
+def test_plan_own_folders_are_new_or_empty_and_hold_no_input(tmp_path):
+    frames = tmp_path / "overlays" / "clip"
+    frames.mkdir(parents=True)
+    assert OutputPlan().folder(frames, "--overlay") == frames  # empty: fine
+    (frames / "clip_000000.png").write_bytes(b"an earlier run's")
+    with pytest.raises(OutputError, match="already exists and is not empty.*--overwrite"):
+        OutputPlan().folder(frames, "--overlay")
+    assert OutputPlan(overwrite=True).folder(frames, "--overlay") == frames
+    with pytest.raises(OutputError, match="holds the input"):
+        OutputPlan([frames / "clip_000000.png"], overwrite=True).folder(frames, "--overlay")
+    assert OutputPlan([frames / "clip_000000.png"]).folder(frames.parent, "--overlay", own=False) == frames.parent
