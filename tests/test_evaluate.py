@@ -188,6 +188,25 @@ def test_evaluate_sequences_on_a_static_clip(clips, variant):
     assert "moving_jitter_io" not in result
 
 
+def test_sequences_track_from_the_previous_landmarks(clips, monkeypatch):
+    """With an STN, the first frame starts from the full frame and every later one is cropped directly around the
+    previous frame's predicted landmarks, as the runtime's tracker does (the STN refining its own crop frame after
+    frame drifted off the face)."""
+    calls = []
+    run = evaluate._run
+
+    def recording_run(model, images, queries, normals, style_id, boxes, prior_theta=None, direct=False):
+        out = run(model, images, queries, normals, style_id, boxes, prior_theta, direct)
+        calls.append((None if boxes is None else boxes.copy(), direct, out["points_2d"][0].copy()))
+        return out
+
+    monkeypatch.setattr(evaluate, "_run", recording_run)
+    evaluate.evaluate_sequences(small_model("full", randomise=True), clips)
+    assert len(calls) == 4 and calls[0][0] is None and not calls[0][1] and all(c[1] for c in calls[1:])
+    for (_, _, previous), (boxes, _, _) in zip(calls, calls[1:]):
+        np.testing.assert_allclose(boxes[0], evaluate._box(previous))
+
+
 def test_write_report_and_command_line(test_set, clips, tmp_path):
     results = {}
     for variant in ("full", "baseline_2d"):

@@ -101,11 +101,13 @@ def _queries(layout: str) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def _run(model: LandmarkDetector, images: torch.Tensor, queries: torch.Tensor, normals: torch.Tensor,
-         style_id: int, boxes: np.ndarray, prior_theta: torch.Tensor | None = None) -> dict[str, np.ndarray]:
-    """One forward pass without gradients; outputs as numpy. `boxes` (B, 4) give the crop of STN-less models."""
+         style_id: int, boxes: np.ndarray | None, prior_theta: torch.Tensor | None = None,
+         direct: bool = False) -> dict[str, np.ndarray]:
+    """One forward pass without gradients; outputs as numpy. `boxes` (B, 4) give the crop of STN-less models, and
+    of any model with `direct` (the STN skipped, as the runtime's crops around known landmarks)."""
     hw = tuple(images.shape[-2:])
     crop_theta = None
-    if not model.config.stn:
+    if direct or not model.config.stn:
         crop_theta = theta_from_box(torch.as_tensor(boxes, dtype=torch.float32), hw, scale=BOX_CROP_SCALE)
     style_ids = torch.full((images.shape[0],), style_id, dtype=torch.long)
     with torch.no_grad():
@@ -260,8 +262,10 @@ def evaluate_sequences(model: LandmarkDetector, seq_dir: str | Path, layout: str
                        static_tolerance_px: float = 1e-3) -> dict[str, Any]:
     """Temporal metrics on clips (`<name>.mp4` + `<name>.npz`), run frame by frame as a tracker would.
 
-    With an STN the previous frame's theta is the prior of the next (the first frame starts from the full frame);
-    without one, each frame is cropped around its ground-truth box. A clip is static when its ground truth does not
+    With an STN the first frame starts from the full frame and every later one is cropped around the previous
+    frame's predicted landmarks, STN skipped, as the runtime's tracker does (the STN refining its own crop frame
+    after frame drifts: its crop shrank to nothing within a few dozen frames); without one, each frame is cropped
+    around its ground-truth box. A clip is static when its ground truth does not
     move (within `static_tolerance_px`). Per clip: NME io per frame (mean), jitter of first and second differences
     of the residual (metrics.jitter) normalised by the per-frame inter-ocular distance; summaries are means over
     clips of each kind.
@@ -281,13 +285,14 @@ def evaluate_sequences(model: LandmarkDetector, seq_dir: str | Path, layout: str
                         len(frames), len(gt), min(len(frames), len(gt)))
         n = min(len(frames), len(gt))
         gt, gt_ibug = gt[:n], gt_ibug[:n]
-        theta = None
-        preds = []
+        preds: list[np.ndarray] = []
         for frame, ibug in zip(frames[:n], gt_ibug):
-            out = _run(model, _image_tensor([frame]), queries, normals, SEMANTICS["canonical"], _box(ibug)[None],
-                       prior_theta=theta)
-            if model.config.stn:
-                theta = torch.from_numpy(out["theta"])
+            if not model.config.stn:
+                out = _run(model, _image_tensor([frame]), queries, normals, SEMANTICS["canonical"], _box(ibug)[None])
+            else:
+                track = bool(preds) and bool(np.isfinite(preds[-1]).all())
+                out = _run(model, _image_tensor([frame]), queries, normals, SEMANTICS["canonical"],
+                           _box(preds[-1])[None] if track else None, direct=track)
             preds.append(out["points_2d"][0])
         pred = np.stack(preds)
         io = metrics.inter_ocular_distance(gt_ibug, IO_LAYOUT)
