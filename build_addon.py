@@ -7,7 +7,10 @@ What goes in (a private folder under build/, then zipped by Blender's own extens
 - blender_addon/ (the add-on) with its blender_manifest.toml, whose `platforms` and `wheels` are rewritten to
   what was actually downloaded;
 - vendor/core: the project's `core` package WITHOUT core/model (torch); the build fails if any vendored module
-  imports torch, or imports scipy at module level (Blender has neither);
+  imports torch, or imports scipy at module level (Blender has neither). It is a subpackage of the extension
+  (bl_ext.<repo>.infinite_landmarks.vendor.core), never a top-level `core` that another add-on's `core` could
+  shadow or be shadowed by: core imports itself relatively, and the staged add-on's `from core... import`
+  lines are rewritten to relative imports of vendor.core (as pip's vendoring tool rewrites vendored imports);
 - vendor/core/assets: layouts, the default model (assets/models/default.onnx and its card) when it exists, and
   the ICT face model npz with its MIT LICENSE, README and a NOTICE (from assets/facekit or ../shared/facekit);
 - wheels/: onnxruntime and opencv-python-headless for Python 3.11 (Blender 4.2-5.x), downloaded with pip for each
@@ -56,6 +59,8 @@ this folder, which must accompany every copy. The rest of the Infinite Landmarks
 """
 TORCH_IMPORT = re.compile(r"^\s*(import|from)\s+torch\b", re.MULTILINE)
 TOP_LEVEL_SCIPY_IMPORT = re.compile(r"^(import|from)\s+scipy\b", re.MULTILINE)
+CORE_FROM_IMPORT = re.compile(r"^(\s*)from core((?:\.\w+)*) import ", re.MULTILINE)
+ABSOLUTE_CORE_IMPORT = re.compile(r"^\s*(import\s+core\b|from\s+core\b)", re.MULTILINE)
 
 
 class BuildError(RuntimeError):
@@ -124,6 +129,27 @@ def copy_addon(stage: Path) -> None:
     shutil.copytree(ADDON_SRC, stage, ignore=_ignore_build_junk)
     for generated in ("vendor", "wheels"):  # never take stale build output from the source folder
         shutil.rmtree(stage / generated, ignore_errors=True)
+
+
+def import_vendored_core(stage: Path) -> None:
+    """Rewrite the staged add-on's `from core.x import y` to `from .vendor.core.x import y` (dots by depth).
+
+    Anything else that names the top-level `core` (`import core`, or core importing itself absolutely) fails the
+    build: it would load some other add-on's `core`, or put ours where theirs is looked for.
+    """
+    problems = []
+    for path in sorted(stage.rglob("*.py")):
+        relative = path.relative_to(stage)
+        text = path.read_text(encoding="utf-8")
+        if relative.parts[0] != "vendor":
+            dots = "." * len(relative.parts)  # __init__.py: 1 (the package itself); scene/rig.py: 2
+            text = CORE_FROM_IMPORT.sub(lambda m: f"{m.group(1)}from {dots}vendor.core{m.group(2)} import ", text)
+            path.write_text(text, encoding="utf-8")
+        for match in ABSOLUTE_CORE_IMPORT.finditer(text):
+            line = text.count("\n", 0, match.start()) + 1
+            problems.append(f"{relative}:{line} imports the top-level `core`")
+    if problems:
+        raise BuildError("the add-on must import its vendored core relatively: " + "; ".join(problems))
 
 
 def vendor_core(stage: Path) -> Path:
@@ -255,6 +281,7 @@ def _build_staged(stage: Path, manifest: dict, tool: list[str], available: list[
     ext_id, version = manifest["id"], manifest["version"]
     copy_addon(stage)
     copy_assets(vendor_core(stage))
+    import_vendored_core(stage)
     wheel_dir = stage / "wheels"
     wheel_dir.mkdir()
     wheel_paths: list[str] = []

@@ -1,8 +1,9 @@
 """Infinite Landmarks: facial performance capture in Blender (extension entry point: register/unregister only).
 
-The add-on ships its own copy of the project's `core` package (vendor/core, made by build_addon.py) and imports
-it as the top-level package `core`, as the rest of the project does. Run from the repository (blender_addon/
-beside core/), the repository's `core` is used instead.
+The built extension carries its own copy of the project's `core` package as its subpackage `vendor.core`, and
+build_addon.py rewrites the add-on's `from core... import` lines to import that copy relatively: nothing named
+`core` goes on `sys.path`, so another add-on's `core` neither shadows ours nor is shadowed by it. Run from the
+repository (blender_addon/ beside core/), the repository's `core` is imported as the top-level package.
 """
 from __future__ import annotations
 
@@ -10,16 +11,15 @@ import sys
 from pathlib import Path
 
 
-def _make_core_importable() -> None:
+def _make_repository_core_importable() -> None:
     here = Path(__file__).resolve().parent
-    for folder in (here / "vendor", here.parent):  # built extension; repository checkout
-        if (folder / "core" / "__init__.py").is_file():
-            if str(folder) not in sys.path:
-                sys.path.insert(0, str(folder))
-            return
+    if (here / "vendor" / "core" / "__init__.py").is_file():
+        return  # the built extension: its imports of core are relative
+    if (here.parent / "core" / "__init__.py").is_file() and str(here.parent) not in sys.path:
+        sys.path.insert(0, str(here.parent))
 
 
-_make_core_importable()
+_make_repository_core_importable()
 
 import bpy  # noqa: E402 - after the path set-up above, like every module below
 

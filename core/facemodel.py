@@ -12,7 +12,7 @@ from pathlib import Path
 
 import numpy as np
 
-from core.paths import ASSETS_DIR, SHARED_FACEKIT_DIR
+from .paths import ASSETS_DIR, SHARED_FACEKIT_DIR
 
 FACEKIT_ENV = "INFINITE_LANDMARKS_FACEKIT"
 FACEKIT_FILENAME = "ict_facekit_light.npz"

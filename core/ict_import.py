@@ -35,7 +35,7 @@ from pathlib import Path
 import numpy as np
 from numpy.typing import DTypeLike
 
-from core.facemodel import fan_triangulate
+from .facemodel import fan_triangulate
 
 log = logging.getLogger(__name__)
 

@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from core import geometry
-from core.facemodel import FaceModel, load_facemodel
-from core.paths import ASSETS_DIR, input_file_problem
+from . import geometry
+from .facemodel import FaceModel, load_facemodel
+from .paths import ASSETS_DIR, input_file_problem
 
 LAYOUTS_DIR = ASSETS_DIR / "layouts"
 

@@ -38,15 +38,15 @@ from typing import Any, Callable
 
 import numpy as np
 
-from core import geometry
-from core.layouts import Layout, LayoutError, load_layout
-from core.outputs import OutputError, OutputPlan, write_image, write_text
-from core.overlay import draw_landmarks
-from core.paths import input_file_problem
-from core.runtime.images import ImageReadError, is_image_path, read_image
-from core.runtime.session import FaceResult, LandmarkModel, ModelLoadError, ModelNotFoundError
-from core.runtime.tracker import FaceTracker, smooth_clip
-from core.runtime.video import ImageSequence, VideoFile, VideoReadError, is_video_path, list_images
+from . import geometry
+from .layouts import Layout, LayoutError, load_layout
+from .outputs import OutputError, OutputPlan, write_image, write_text
+from .overlay import draw_landmarks
+from .paths import input_file_problem
+from .runtime.images import ImageReadError, is_image_path, read_image
+from .runtime.session import FaceResult, LandmarkModel, ModelLoadError, ModelNotFoundError
+from .runtime.tracker import FaceTracker, smooth_clip
+from .runtime.video import ImageSequence, VideoFile, VideoReadError, is_video_path, list_images
 
 log = logging.getLogger("core.predict")
 

@@ -18,8 +18,8 @@ from typing import Any, Iterable, Mapping
 
 import numpy as np
 
-from core.geometry import opencv_to_blender_camera_matrix
-from core.solve import ARKIT52_NAMES
+from .geometry import opencv_to_blender_camera_matrix
+from .solve import ARKIT52_NAMES
 
 _SIDE_WORDS = {"l": "L", "left": "L", "r": "R", "right": "R"}
 # camelCase / PascalCase / UPPER / digits -> words: "CTRL_eyeBlinkL" -> CTRL, eye, Blink, L.

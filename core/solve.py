@@ -51,10 +51,10 @@ from pathlib import Path
 
 import numpy as np
 
-from core import geometry
-from core.facemodel import FaceModel, ict_to_arkit_name, load_facemodel
-from core.ict_import import EXPRESSION_NAMES
-from core.layouts import Layout, load_layout
+from . import geometry
+from .facemodel import FaceModel, ict_to_arkit_name, load_facemodel
+from .ict_import import EXPRESSION_NAMES
+from .layouts import Layout, load_layout
 
 # The ICT expression shapes in the face model's order (checked against the model by the tests).
 ICT_EXPRESSION_NAMES: tuple[str, ...] = EXPRESSION_NAMES

@@ -19,6 +19,7 @@ from __future__ import annotations
 import dataclasses
 import importlib.util
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -159,6 +160,9 @@ def test_zip_is_a_valid_extension_with_vendored_core(artefacts, timed) -> None:
     assert not any("numpy" in n for n in names if n.startswith("wheels/"))
     assert not any(n.startswith("vendor/core/model/") for n in names)
     assert not [n for n, text in sources.items() if "import torch" in text or "from torch" in text]
+    assert not [n for n, text in sources.items() if re.search(r"^\s*(from|import) core\b", text, re.MULTILINE)]
+    assert "from .vendor.core.runtime.session import" in sources["tracking.py"]
+    assert "from ..vendor.core.retarget import" in sources["scene/rig.py"]
     for required in ("__init__.py", "tracking.py", "cli.py", "batch.py", "vendor/core/runtime/session.py",
                      "vendor/core/assets/layouts/ibug68.json", "vendor/core/assets/facekit/ict_facekit_light.npz",
                      "vendor/core/assets/facekit/LICENSE", "vendor/core/assets/facekit/NOTICE.txt"):
@@ -192,6 +196,76 @@ print("ok")
 """
     result = subprocess.run([PYTHON, "-c", script], capture_output=True, text=True, cwd=tmp_path)
     assert result.returncode == 0 and "ok" in result.stdout, result.stdout + result.stderr
+
+
+OTHER_CORE_ADDON = {
+    "blender_manifest.toml": """schema_version = "1.0.0"
+id = "other_core"
+version = "1.0.0"
+name = "Other core"
+tagline = "An add-on with its own top-level core package"
+maintainer = "Tests"
+type = "add-on"
+blender_version_min = "4.2.0"
+license = ["SPDX:GPL-3.0-or-later"]
+""",
+    # The pattern that collides: an add-on putting its folder on sys.path and importing a top-level `core`.
+    "__init__.py": """import os, sys
+_here = os.path.dirname(os.path.abspath(__file__))
+if _here not in sys.path:
+    sys.path.insert(0, _here)
+import core
+
+
+def register():
+    assert core.WHO == "other", core.__file__
+
+
+def unregister():
+    pass
+""",
+    "core/__init__.py": 'WHO = "other"\n',
+}
+
+TWO_ADDONS_SCRIPT = """
+import sys
+from pathlib import Path
+import bpy
+ours_zip, other_zip, clip, model, out, order = sys.argv[1:7]
+zips = {"ours": ours_zip, "other": other_zip}
+for name in order.split(","):
+    assert bpy.ops.extensions.package_install_files(filepath=zips[name], repo="user_default",
+                                                    enable_on_install=True) == {"FINISHED"}, name
+addons = bpy.context.preferences.addons.keys()
+assert "bl_ext.user_default.other_core" in addons and "bl_ext.user_default.infinite_landmarks" in addons, addons
+ours = sys.modules["bl_ext.user_default.infinite_landmarks"]
+ours_dir = Path(ours.__file__).parent
+assert sys.modules["core"].WHO == "other", sys.modules["core"].__file__
+assert not [p for p in sys.path if Path(p).resolve().is_relative_to(ours_dir)], sys.path
+tops = [n for n, m in sys.modules.items() if n.split(".")[0] == "core" and getattr(m, "__file__", None)
+        and Path(m.__file__).resolve().is_relative_to(ours_dir)]
+assert not tops, tops
+code = ours.cli.main([clip, "--output", out, "--model", model], prog="test")
+assert code == 0, code
+assert sys.modules["core"].WHO == "other"
+print("both work")
+"""
+
+
+@pytest.mark.parametrize("order", ["ours,other", "other,ours"])
+def test_vendored_core_and_another_addons_core_both_work(artefacts, timed, tmp_path, order) -> None:
+    """Another add-on with a top-level `core` on sys.path, enabled before or after ours: both register, theirs
+    keeps its `core`, and ours tracks a clip into a .blend with its own vendored copy (bl_ext...vendor.core)."""
+    other_zip = tmp_path / "other_core.zip"
+    with zipfile.ZipFile(other_zip, "w") as archive:
+        for name, text in OTHER_CORE_ADDON.items():
+            archive.writestr(name, text)
+    env = dict(os.environ, BLENDER_USER_RESOURCES=str(tmp_path / "profile"))
+    result = subprocess.run([PYTHON, "-c", TWO_ADDONS_SCRIPT, str(artefacts.zip), str(other_zip),
+                             str(artefacts.clip), str(artefacts.model), str(tmp_path / "shot.blend"), order],
+                            capture_output=True, text=True, cwd=tmp_path, env=env, timeout=600)
+    assert result.returncode == 0 and "both work" in result.stdout, result.stdout[-3000:] + result.stderr[-3000:]
+    assert (tmp_path / "shot.blend").is_file()
 
 
 # --- installed add-on -----------------------------------------------------------------------------------------------

@@ -18,8 +18,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core import geometry
-from core.model.camera import rotation_from_6d, rotation_to_6d
+from .. import geometry
+from .camera import rotation_from_6d, rotation_to_6d
 
 QUERY_SCALE_CM = 10.0
 

@@ -34,12 +34,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core import geometry
-from core.model.backbones import create_backbone, features_with_fine, fine_layer
-from core.model.camera import intrinsics, project, to_camera
-from core.model.decoder import (CameraHead, QueryDecoder, SemanticCorrection, SpatialReadout, facing_visibility,
+from .. import geometry
+from .backbones import create_backbone, features_with_fine, fine_layer
+from .camera import intrinsics, project, to_camera
+from .decoder import (CameraHead, QueryDecoder, SemanticCorrection, SpatialReadout, facing_visibility,
                                 occlusion_visibility)
-from core.model.stn import (SpatialTransformer, crop_camera_to_image, crop_to_image, full_frame_theta, image_size,
+from .stn import (SpatialTransformer, crop_camera_to_image, crop_to_image, full_frame_theta, image_size,
                             image_to_crop, sample_crop, theta_from_box)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from core.facemodel import FaceModel, load_facemodel
+from ..facemodel import FaceModel, load_facemodel
 
 
 class TorchFaceModel(nn.Module):

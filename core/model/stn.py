@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from core.model.camera import intrinsics
+from .camera import intrinsics
 
 ImageHW = tuple[int, int] | torch.Tensor  # (H, W) ints, or a (2,) tensor [H, W] (traceable for ONNX)
 

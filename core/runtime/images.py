@@ -21,7 +21,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from core.paths import input_file_problem
+from ..paths import input_file_problem
 
 log = logging.getLogger(__name__)
 

@@ -19,9 +19,9 @@ from typing import Any
 
 import numpy as np
 
-from core.layouts import SEMANTICS, Layout, load_layout
-from core.paths import ASSETS_DIR
-from core.runtime.images import ImageFit, fit_geometry, render_fit, sample_crop, to_rgb_uint8
+from ..layouts import SEMANTICS, Layout, load_layout
+from ..paths import ASSETS_DIR
+from .images import ImageFit, fit_geometry, render_fit, sample_crop, to_rgb_uint8
 
 log = logging.getLogger(__name__)
 

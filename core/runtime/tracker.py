@@ -28,10 +28,10 @@ from typing import Iterable, Iterator, Sequence
 
 import numpy as np
 
-from core import geometry
-from core.layouts import Layout
-from core.runtime.images import fit_geometry
-from core.runtime.session import FaceResult, LandmarkModel, landmark_prior
+from .. import geometry
+from ..layouts import Layout
+from .images import fit_geometry
+from .session import FaceResult, LandmarkModel, landmark_prior
 
 log = logging.getLogger(__name__)
 

@@ -17,8 +17,8 @@ from typing import Iterator, Sequence
 import cv2
 import numpy as np
 
-from core.paths import input_file_problem
-from core.runtime.images import is_image_path, read_image
+from ..paths import input_file_problem
+from .images import is_image_path, read_image
 
 log = logging.getLogger(__name__)
 
