@@ -53,7 +53,7 @@ def _step(step: str, clip_dir: Path, checkpoint: Path) -> Callable[[], int]:
         from training import evaluate
 
         return lambda: evaluate.main(["--checkpoint", str(checkpoint), "--sequences", str(clip_dir),
-                                      "--out", str(clip_dir / "evaluate")])
+                                      "--out", str(clip_dir / "evaluate"), "--overwrite"])
     raise ValueError(f"step must be one of {STEPS}, not {step!r}")
 
 

@@ -230,6 +230,24 @@ def test_write_report_and_command_line(test_set, clips, tmp_path):
     assert "| tiny |" in (out / "results.md").read_text() and (out / "ced.png").is_file()
 
 
+def test_command_line_keeps_an_earlier_report_unless_overwrite(test_set, tmp_path, caplog):
+    model = small_model("stn_3d")
+    checkpoint = tmp_path / "runs" / "tiny" / "last.pt"
+    checkpoint.parent.mkdir(parents=True)
+    torch.save({"model": model.state_dict(), "config": {"model": {"variant": "stn_3d", **SMALL}}}, checkpoint)
+    out = tmp_path / "report"
+    out.mkdir()
+    (out / "results.md").write_text("an earlier report")
+    args = ["--checkpoint", str(checkpoint), "--data", str(test_set), "--out", str(out), "--limit", "2"]
+    assert evaluate.main(args) == 2
+    assert "results.md already exists" in caplog.text and "--overwrite" in caplog.text
+    assert (out / "results.md").read_text() == "an earlier report" and not (out / "results.json").exists()
+    assert evaluate.main([*args, "--checkpoint", str(checkpoint), "--out", str(checkpoint)]) == 2  # not over input
+    assert evaluate.main([*args, "--overwrite"]) == 0
+    assert "| tiny |" in (out / "results.md").read_text()
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no temporary files left
+
+
 # --- real faces from the ground-truth box --------------------------------------------------------------------------
 
 @pytest.mark.parametrize("shape", [(200, 300), (900, 1200)], ids=["enlarged", "reduced"])

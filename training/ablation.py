@@ -19,7 +19,8 @@ import logging
 import sys
 from pathlib import Path
 
-from training.evaluate import evaluate_model, evaluate_sequences, load_checkpoint, write_report
+from core.outputs import OutputError, OutputPlan, write_text
+from training.evaluate import evaluate_model, evaluate_sequences, load_checkpoint, plan_report, write_report
 from training.train import train
 
 log = logging.getLogger(__name__)
@@ -62,7 +63,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", default="runs/ablation", help="where the runs go (resumed if present)")
     parser.add_argument("--out", default="docs/ablation")
     parser.add_argument("--limit", type=int, help="evaluate on at most this many test images")
+    parser.add_argument("--overwrite", action="store_true", help="replace an earlier report in --out (and OUT.md)")
     args = parser.parse_args(argv)
+    out = Path(args.out)
+    plan = OutputPlan(overwrite=args.overwrite)
+    try:
+        for part in ("canonical", "ibug2d"):
+            plan_report(out / part, plan)
+        plan.file(out.with_suffix(".md"), "--out")
+    except OutputError as exc:
+        parser.error(str(exc))
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
 
     canonical, ibug2d = {}, {}
@@ -75,7 +85,6 @@ def main(argv: list[str] | None = None) -> int:
         ibug2d[name] = evaluate_model(model, args.test, style="ibug2d", limit=args.limit)
         log.info("%s: NME io %.4f (canonical), %.4f (ibug2d)", name, canonical[name]["nme_io"],
                  ibug2d[name]["nme_io"])
-    out = Path(args.out)
     parts = {"canonical": write_report(canonical, out / "canonical", "Canonical semantics"),
              "ibug2d": write_report(ibug2d, out / "ibug2d", "300-W-like annotation style (ibug2d)")}
     command = "python -m training.ablation " + " ".join(argv if argv is not None else sys.argv[1:])
@@ -92,8 +101,7 @@ def write_summary(path: Path, parts: dict[str, dict[str, Path]], command: str, s
     for name, files in parts.items():
         table = files["markdown"].read_text().replace("![CED](ced.png)\n", "")  # linked below, from here
         lines += [table, "", f"![CED, {name}]({files['ced'].relative_to(path.parent)})", ""]
-    path.write_text("\n".join(lines))
-    return path
+    return write_text(path, "\n".join(lines))
 
 
 if __name__ == "__main__":

@@ -4,12 +4,13 @@ on real annotated faces from their ground-truth box crop (the landmark stage alo
     python -m training.evaluate --checkpoint runs/X/last.pt [--checkpoint runs/Y/last.pt ...] \\
         --data data/synth_test [--sequences data/seqs] --out docs/eval [--layout ibug68] [--style canonical]
     python -m training.evaluate --variant full --data data/synth_test --out /tmp/eval     # untrained smoke test
-    python -m training.evaluate --checkpoint runs/X/last.pt --out docs/eval_real \\
+    python -m training.evaluate --checkpoint runs/X/last.pt --out docs/eval_real [--overwrite] \\
         --real "aflw2000_dev=300w:root=../shared/realfaces/aflw2000_dev" \\
         --real "300w_val=300w:root=../shared/realfaces/300w_train,val_fraction=0.1,split=val,style=ibug2d"
 
 `--real NAME=SPEC` (repeatable) is a training.data real-dataset spec plus `split=` (train, val, all; default all)
 and `style=` (the semantics to ask for; default canonical); its rows are `NAME: nme_box, nme_io, fr_io@0.1 ...`.
+A report already in `--out` is replaced only with `--overwrite` (checked before the work: exit 2).
 
 `--data` is a folder written by `python -m training.synth generate` (images + npz ground truth); `--sequences` a
 folder of clips from `python -m training.synth sequence`. The report (`results.json`, `results.md`, `ced.png`)
@@ -35,6 +36,7 @@ import torch
 from core.layouts import SEMANTICS, load_layout
 from core.model import LandmarkDetector, create_model
 from core.model.stn import theta_from_box
+from core.outputs import OutputError, OutputPlan, atomic_path, write_text
 from training import metrics
 from training.checkpoints import load_checkpoint_file
 from training.synth.sample import TRAINING_STYLES
@@ -361,14 +363,22 @@ def markdown_table(results: dict[str, dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
+REPORT_FILES = {"json": "results.json", "markdown": "results.md", "ced": "ced.png"}
+
+
+def plan_report(out_dir: str | Path, plan: OutputPlan, what: str = "--out") -> dict[str, Path]:
+    """Reserve a report's files in `out_dir` before the work: an existing one is an OutputError unless the plan
+    allows overwriting (`--overwrite`), so a rerun never replaces an earlier report by surprise."""
+    return {key: plan.file(Path(out_dir) / name, what) for key, name in REPORT_FILES.items()}
+
+
 def write_report(results: dict[str, dict[str, Any]], out_dir: str | Path, title: str = "Evaluation"
                  ) -> dict[str, Path]:
     """Write results.json (everything, per-image arrays included), results.md (table + definitions) and ced.png
-    (CED of NME io per method that has per-image NMEs); returns their paths."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = {"json": out_dir / "results.json", "markdown": out_dir / "results.md", "ced": out_dir / "ced.png"}
-    paths["json"].write_text(json.dumps(_jsonable(results), indent=1, allow_nan=False))
+    (CED of NME io per method that has per-image NMEs), each atomically; returns their paths. The caller checks
+    them first with `plan_report`."""
+    paths = {key: Path(out_dir) / name for key, name in REPORT_FILES.items()}
+    write_text(paths["json"], json.dumps(_jsonable(results), indent=1, allow_nan=False))
 
     first = next(iter(results.values()), {})
     setting = []
@@ -380,10 +390,11 @@ def write_report(results: dict[str, dict[str, Any]], out_dir: str | Path, title:
     if setting:
         text += ["Data: " + "; ".join(setting) + ".", ""]
     text += [markdown_table(results), "", "![CED](ced.png)", "", DEFINITIONS]
-    paths["markdown"].write_text("\n".join(text))
+    write_text(paths["markdown"], "\n".join(text))
 
     curves = {name: r["per_image"]["nme_io"] for name, r in results.items() if "per_image" in r}
-    metrics.plot_ced(curves, paths["ced"], title=f"{title}: CED", xlabel="NME, inter-ocular normalised")
+    with atomic_path(paths["ced"]) as tmp:
+        metrics.plot_ced(curves, tmp, title=f"{title}: CED", xlabel="NME, inter-ocular normalised")
     log.info("wrote %s, %s and %s", *paths.values())
     return paths
 
@@ -466,6 +477,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--data", help="folder from `python -m training.synth generate`")
     parser.add_argument("--sequences", help="folder of clips from `python -m training.synth sequence`")
     parser.add_argument("--out", default="docs/eval")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace the report files (results.json, results.md, ced.png) already in --out")
     parser.add_argument("--layout", default=None, help="landmark layout (default: the style's, ibug68)")
     parser.add_argument("--style", default="canonical", choices=["canonical", *TRAINING_STYLES],
                         help="annotation semantics to ask for and score against")
@@ -488,6 +501,11 @@ def main(argv: list[str] | None = None) -> int:
         if not sep or not name or ":" not in spec:
             parser.error(f"--real {entry!r}: expected NAME=DATASET:root=PATH[,...]")
         real_sets.append((name, spec))
+    try:
+        plan_report(args.out, OutputPlan(args.checkpoint, args.overwrite))
+    except OutputError as exc:
+        log.error("%s", exc)
+        return 2
 
     methods = [(name, path, None) for name, path in zip(_method_names(args.checkpoint), args.checkpoint)]
     methods += [(f"{variant} (untrained)", None, variant) for variant in args.variant]
@@ -512,7 +530,11 @@ def main(argv: list[str] | None = None) -> int:
     except (ValueError, KeyError, FileNotFoundError, OSError) as exc:
         log.error("%s", exc)
         return 2
-    paths = write_report(results, args.out, args.title)
+    try:
+        paths = write_report(results, args.out, args.title)
+    except OutputError as exc:
+        log.error("%s", exc)
+        return 1
     print(paths["markdown"].read_text())
     return 0
 
