@@ -72,6 +72,18 @@ def test_pixel_limit_reads_the_size_from_each_format_header(tmp_path, monkeypatc
         read_image(path)
 
 
+
+def test_video_frames_over_the_pixel_limit_are_refused_before_decoding(tmp_path, monkeypatch):
+    path = tmp_path / "clip.mp4"
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 25.0, (64, 48))
+    for _ in range(3):
+        writer.write(np.zeros((48, 64, 3), np.uint8))
+    writer.release()
+    assert VideoFile(path).width == 64
+    monkeypatch.setattr(runtime_images, "MAX_IMAGE_PIXELS", 64 * 48 - 1)
+    with pytest.raises(VideoReadError, match=r"64x48 pixels a frame is over the limit of 3,071 pixels"):
+        VideoFile(path)
+
 @pytest.mark.parametrize("name", ["frame.jpg", "clip.mp4"])
 def test_fifo_is_refused_without_blocking(tmp_path, name):
     fifo = tmp_path / name

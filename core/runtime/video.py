@@ -18,6 +18,7 @@ import cv2
 import numpy as np
 
 from ..paths import input_file_problem
+from . import images
 from .images import is_image_path, read_image
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,11 @@ class VideoFile:
             count = int(capture.get(cv2.CAP_PROP_FRAME_COUNT))
             # Container frame counts are estimates for some formats; the iterator is the truth.
             self.frame_count: int | None = count if count > 0 else None
+            width, height = int(capture.get(cv2.CAP_PROP_FRAME_WIDTH)), int(capture.get(cv2.CAP_PROP_FRAME_HEIGHT))
+            if width * height > images.MAX_IMAGE_PIXELS:  # before decoding a frame, as for images
+                raise VideoReadError(self.path, f"{width}x{height} pixels a frame is over the limit of "
+                                                f"{images.MAX_IMAGE_PIXELS:,} pixels "
+                                                f"(core.runtime.images.MAX_IMAGE_PIXELS); scale it down first")
             ok, frame = capture.read()
             if not ok or frame is None:
                 raise VideoReadError(self.path, "no frame could be decoded (corrupt or unsupported video)")
