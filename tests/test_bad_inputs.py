@@ -161,6 +161,12 @@ def test_layout_loading_runs_no_code(tmp_path):
     (None, ["data.augment=3"], "'data.augment' must be true or false"),
     (None, ["optim.betas=[0.9,"], "the value is not valid YAML"),
     (None, ["data.train=nosuch:root=x"], "valid names: synthetic, 300w"),
+    (None, ["data.train=5"], "'data.train' must be a string, not 5"),
+    (None, ["model.variant=7"], "'model.variant' must be a string, not 7"),
+    (None, ["optim.betas=abc"], "'optim.betas' must be a list, not 'abc'"),
+    (None, ["optim.betas=[a,b]"], "'optim.betas' must be a list of finite numbers"),
+    (None, ["optim.trainable=5"], "optim.trainable must be a list of module names (e.g. [stn]) or null, not 5"),
+    (None, ["optim.trainable=[1]"], "optim.trainable must be a list of module names"),
 ])
 def test_train_bad_config_exits_2_with_a_message(tmp_path, caplog, content, args, message):
     config = []

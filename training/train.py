@@ -93,19 +93,33 @@ def read_config_file(path: str | Path) -> dict:
 # ---------------------------------------------------------------------------------------------- configuration
 
 def _type_problem(default: Any, value: Any) -> str | None:
-    """What `value` must be when the default is a number or a boolean and `value` is not one, else None."""
+    """What `value` must be when it does not fit the default's type (a boolean, a number, a string, a list of
+    numbers or strings), else None. A null default takes anything; a string or list default may be set to null."""
+    def number(v: Any) -> bool:
+        return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
     if isinstance(default, bool):
         return None if isinstance(value, bool) else "true or false"
     if isinstance(default, (int, float)):
-        number = isinstance(value, (int, float)) and not isinstance(value, bool)
-        return None if number and math.isfinite(value) else "a finite number"
+        return None if number(value) else "a finite number"
+    if isinstance(default, str):
+        return None if value is None or isinstance(value, str) else "a string"
+    if isinstance(default, list):
+        if value is None:
+            return None
+        if not isinstance(value, list):
+            return "a list"
+        if default and all(number(d) for d in default) and not all(number(v) for v in value):
+            return "a list of finite numbers"
+        if default and all(isinstance(d, str) for d in default) and not all(isinstance(v, str) for v in value):
+            return "a list of strings"
     return None
 
 
 def merge_config(base: dict, update: dict, where: str = "") -> dict:
     """Deep-merge `update` into a copy of `base`; keys must already exist in `base` (typos fail loudly),
     except under `model`, whose keys are ModelConfig's fields. A value replacing a number or a boolean must be
-    one (ValueError naming the key)."""
+    of the same kind (`_type_problem`; ValueError naming the key)."""
     out = copy.deepcopy(base)
     for key, value in (update or {}).items():
         path = f"{where}{key}"
@@ -236,6 +250,8 @@ def lr_factor(step: int, warmup: int, total: int, min_ratio: float) -> float:
 def freeze_except(model: torch.nn.Module, trainable: list[str] | None) -> None:
     """With `trainable` (names of the model's top-level modules, e.g. [stn]), stop every other parameter's
     gradient; `set_train_mode` keeps those modules in eval mode (their batch-norm statistics fixed)."""
+    if trainable is not None and (not isinstance(trainable, list) or not all(isinstance(t, str) for t in trainable)):
+        raise ValueError(f"optim.trainable must be a list of module names (e.g. [stn]) or null, not {trainable!r}")
     if not trainable:
         return
     names = dict(model.named_children())
