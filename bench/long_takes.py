@@ -1,15 +1,16 @@
 """Long takes: peak memory of the readers of a clip's ground truth, by clip length.
 
     python -m bench.long_takes [--frames 300 1000 3000] [--out out/long_takes] [--size 384]
-                               [--checkpoint assets/models/default.pt]
+                               [--checkpoint assets/models/default.pt] [--overwrite]
 
-For each frame count the demo's sample clip is made and tracked as `python -m training.demo --frames N --out
-<out>/<N>` makes it (`training.demo.render_sample_clip` and `track_clip`; a clip and tracking results already in
-that folder are reused). Then two steps each run in a fresh Python process, so that their peaks are not mixed:
-the demo's accuracy summary (`training.demo.summarise`) and `training.evaluate --sequences <out>/<N>` (the model
-run frame by frame as a tracker would, then the temporal metrics). Each process reports its peak resident set
-(`ru_maxrss`) and its peak before the step (after its imports); the difference is the step's own. Prints a
-markdown table; the figures are in docs/benchmarks.md, section "Long takes" (`bench.benchmark` keeps it).
+For each frame count the demo's sample clip is made and tracked as `python -m demo --frames N --out <out>/<N>`
+makes it (`demo.clip.render_sample_clip` and `track_clip`). A non-empty `<out>/<N>` is refused before any work
+unless --overwrite is given; with it, a clip and tracking results already there are reused when they match. Then
+two steps each run in a fresh Python process, so that their peaks are not mixed: the demo's accuracy summary
+(`demo.summary.summarise`) and `training.evaluate --sequences <out>/<N>` (the model run frame by frame as a
+tracker would, then the temporal metrics). Each process reports its peak resident set (`ru_maxrss`) and its peak
+before the step (after its imports); the difference is the step's own. Prints a markdown table; the figures are in
+docs/benchmarks.md, section "Long takes" (`bench.benchmark` keeps it).
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from typing import Callable
 
 from tqdm import tqdm
 
+from core.outputs import OVERWRITE_FLAG, OutputError, OutputPlan
 from core.paths import REPO_DIR
 
 log = logging.getLogger(__name__)
@@ -42,11 +44,12 @@ def _step(step: str, clip_dir: Path, checkpoint: Path) -> Callable[[], int]:
     """The step as a function returning an exit status, its modules imported (their memory is not the step's)."""
     if step == "summary":
         from core import solve  # noqa: F401  (imported by summarise, as the next one)
-        from training import demo
+        from demo.clip import demo_outputs, sample_clip_paths
+        from demo.summary import summarise
         from training.synth import sequences  # noqa: F401
 
         def summary() -> int:
-            print(demo.summarise(demo.demo_outputs(clip_dir)["results"], demo.sample_clip_paths(clip_dir)[1]))
+            print(summarise(demo_outputs(clip_dir)["results"], sample_clip_paths(clip_dir)[1]))
             return 0
         return summary
     if step == "evaluate":
@@ -78,13 +81,13 @@ def measure(step: str, clip_dir: Path, checkpoint: Path) -> dict[str, float]:
 
 def prepare_clip(clip_dir: Path, frames: int, size: int) -> None:
     """The demo's sample clip of `frames` frames and its tracking results in `clip_dir`, made as the demo does."""
-    from training import demo
+    from demo.clip import demo_outputs, render_sample_clip, track_clip
 
     clip_dir.mkdir(parents=True, exist_ok=True)
-    video, _ = demo.render_sample_clip(clip_dir, frames, size)
-    results = demo.demo_outputs(clip_dir)["results"]
+    video, _ = render_sample_clip(clip_dir, frames, size)
+    results = demo_outputs(clip_dir)["results"]
     if not (results.is_file() and results.stat().st_mtime >= video.stat().st_mtime):
-        status = demo.track_clip(video, clip_dir)
+        status = track_clip(video, clip_dir)
         if status != 0:
             raise RuntimeError(f"the add-on's batch pipeline failed on {video} (exit status {status})")
 
@@ -108,6 +111,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=Path("out/long_takes"))
     parser.add_argument("--size", type=int, default=384, help="clip width and height (the demo's default)")
     parser.add_argument("--checkpoint", type=Path, default=DEFAULT_CHECKPOINT, help="model for training.evaluate")
+    parser.add_argument(OVERWRITE_FLAG, action="store_true",
+                        help="write into existing, non-empty <out>/<N> folders (reusing a clip and tracking results "
+                             "there that match, replacing the rest)")
     parser.add_argument("--step", choices=STEPS, help=argparse.SUPPRESS)  # internal: one measurement
     parser.add_argument("--clip-dir", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -117,9 +123,14 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(result))
         return 0
 
+    plan = OutputPlan([args.checkpoint], args.overwrite)
+    try:
+        clip_dirs = [plan.folder(args.out / str(frames), "--out") for frames in args.frames]
+    except OutputError as exc:
+        log.error("%s", exc)
+        return 2
     rows = []
-    for frames in tqdm(args.frames, desc="clip lengths", unit="clip"):
-        clip_dir = (args.out / str(frames)).resolve()
+    for frames, clip_dir in tqdm(list(zip(args.frames, clip_dirs)), desc="clip lengths", unit="clip"):
         prepare_clip(clip_dir, frames, args.size)
         result = {}
         for step in STEPS:

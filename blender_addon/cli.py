@@ -28,6 +28,9 @@ from pathlib import Path
 
 import bpy
 
+from core.runtime.track import (ERR_SEMANTICS, TrackingError, TrackingSettings, TrackJob, load_layout, load_model,
+                                open_footage, track)
+
 from . import strings, tracking
 
 COMMAND_ID = "infinite_landmarks"
@@ -127,9 +130,9 @@ class _ClipOutputs:
 def _run(args: argparse.Namespace) -> int:
     from core.outputs import OutputError
 
-    settings = tracking.TrackingSettings(layout=args.layout, semantics=args.semantics, model_path=args.model,
-                                         smoothing=args.smoothing, mirror=args.mirror, threshold=args.threshold,
-                                         threads=args.threads)
+    settings = TrackingSettings(layout=args.layout, semantics=args.semantics, model_path=args.model,
+                                smoothing=args.smoothing, mirror=args.mirror, threshold=args.threshold,
+                                threads=args.threads)
     output = Path(args.output).expanduser().resolve()
     if output.suffix.lower() != ".blend":
         error(strings.CLI_ERR_OUTPUT_SUFFIX.format(path=output))
@@ -138,14 +141,14 @@ def _run(args: argparse.Namespace) -> int:
         error(strings.CLI_ERR_TARGET_MISSING.format(path=args.target))
         return EXIT_SETUP
     try:
-        model = tracking.load_model(settings)
-        tracking.load_layout(settings)
+        model = load_model(settings)
+        load_layout(settings)
         model.style_id(settings.semantics)
-    except tracking.TrackingError as exc:
+    except TrackingError as exc:
         error(str(exc))
         return EXIT_SETUP
     except ValueError as exc:
-        error(strings.ERR_SEMANTICS.format(detail=exc))
+        error(ERR_SEMANTICS.format(detail=exc))
         return EXIT_SETUP
     try:  # every output before the first clip: a bad path costs no tracking and overwrites nothing
         clip_outputs = _plan_outputs(args, output, model.path)
@@ -213,7 +216,7 @@ def _per_clip(path: str, clip: str, num_clips: int) -> Path:
     return out if num_clips == 1 else out.with_name(f"{out.stem}_{Path(clip).stem}{out.suffix}")
 
 
-def _track_one(path: Path, settings: tracking.TrackingSettings, model, write_markers: bool,  # noqa: ANN001
+def _track_one(path: Path, settings: TrackingSettings, model, write_markers: bool,  # noqa: ANN001
                outputs: _ClipOutputs) -> tuple[bpy.types.MovieClip | None, bool]:
     """Track one clip into a MovieClip of the current file and write its --results and --preview. Returns the
     clip (None, after an error message, when it failed) and whether it was read whole (a clip decoded only in
@@ -223,22 +226,22 @@ def _track_one(path: Path, settings: tracking.TrackingSettings, model, write_mar
     started = time.perf_counter()
     last_print = [started]
 
-    def progress(job: tracking.TrackJob) -> None:
+    def progress(job: TrackJob) -> None:
         if time.perf_counter() - last_print[0] > 2.0:  # a line every 2 s: readable in a farm log
             say(f"  {job.status()}")
             last_print[0] = time.perf_counter()
 
     try:
-        footage = tracking.open_footage(path)  # unreadable footage is reported before a MovieClip is added
+        footage = open_footage(path)  # unreadable footage is reported before a MovieClip is added
         clip = load_movieclip(path)
         if clip is None:
             error(strings.CLI_ERR_CLIP_LOAD.format(path=path))
             return None, False
         say(strings.CLI_TRACKING.format(clip=path, width=footage.width, height=footage.height,
                                         frames=footage.frame_count or "?"))
-        results = tracking.track(path, settings, first_frame=tracking.clip_first_frame(clip), fps=clip.fps,
-                                 model=model, progress=progress)
-    except tracking.TrackingError as exc:
+        results = track(path, settings, first_frame=tracking.clip_first_frame(clip), fps=clip.fps, model=model,
+                        progress=progress)
+    except TrackingError as exc:
         error(str(exc))
         return None, False
     if results.frames_missing:
@@ -249,10 +252,10 @@ def _track_one(path: Path, settings: tracking.TrackingSettings, model, write_mar
         tracking.write_markers(clip, stored)
     try:
         if outputs.results is not None:
-            say(strings.CLI_WROTE.format(path=tracking.save_results_npz(results, outputs.results)))
+            say(strings.CLI_WROTE.format(path=results.save_npz(outputs.results)))
         if outputs.preview is not None:
             say(strings.CLI_WROTE.format(path=tracking.write_preview(results, path, outputs.preview)))
-    except (tracking.TrackingError, OutputError) as exc:
+    except (TrackingError, OutputError) as exc:
         error(str(exc))
         outputs.written = False
     say(strings.CLI_TRACKED.format(clip=clip.name, summary=tracking.summary(results),
@@ -287,14 +290,14 @@ def _rig_and_retarget(clip: bpy.types.MovieClip, target: bpy.types.Object | None
     """Build the clip's rig from its stored results (the Build Rig operator's function), write its --check image
     (a failure sets `outputs.written` to False) and retarget it onto `target` when there is one; False after an
     error message when the rig or the retarget failed."""
+    from core.arkit import match_shape_keys
     from core.outputs import OutputError
-    from core.retarget import match_shape_keys
 
     from .scene import retarget as scene_retarget
     from .scene import rig as scene_rig
 
     try:
-        rig = scene_rig.build_rig(_scene(), clip, tracking.shot_results(clip))
+        rig = scene_rig.build_rig(_scene(), clip, tracking.load_results(clip))
     except ValueError as exc:
         error(strings.CLI_ERR_RIG.format(clip=clip.name, detail=exc))
         return False
@@ -327,7 +330,7 @@ def load_target(path: str, object_name: str) -> bpy.types.Object:
 
     Without a name, the mesh whose shape keys match the most ARKit names is chosen.
     """
-    from core.retarget import match_shape_keys
+    from core.arkit import match_shape_keys
 
     if path:
         with bpy.data.libraries.load(path, link=False) as (source, dest):

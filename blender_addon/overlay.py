@@ -16,6 +16,8 @@ import bpy
 import mathutils
 import numpy as np
 
+from core.shot import Shot
+
 from . import tracking
 from .scene.props import SCENE_ATTRIBUTE
 from .scene.rig import find_rig, to_blender
@@ -27,7 +29,7 @@ POINTS_3D_COLOR = (0.25, 0.75, 1.0, 0.9)
 HIDDEN_VISIBILITY = 0.5
 
 _handles: list[tuple[type, object]] = []
-_cache: dict[str, tuple[str, tracking.TrackingResults]] = {}
+_cache: dict[str, tuple[str, Shot]] = {}
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -46,7 +48,7 @@ def _signature(data) -> str:  # noqa: ANN001 - ID property group
     return digest.hexdigest()
 
 
-def clip_results(clip: bpy.types.MovieClip | None) -> tracking.TrackingResults | None:
+def clip_results(clip: bpy.types.MovieClip | None) -> Shot | None:
     """A clip's stored results, decoded once and cached until the clip is re-tracked (redraws are frequent)."""
     data = clip.get(tracking.RESULTS_KEY) if clip is not None else None
     if data is None:
@@ -70,7 +72,7 @@ def frame_points(clip: bpy.types.MovieClip, scene_frame: int
     results = clip_results(clip)
     if results is None:
         return None
-    row = results.index_of(tracking.scene_to_clip_frame(clip, scene_frame))
+    row = results.row(tracking.scene_to_clip_frame(clip, scene_frame))
     if row is None or not results.has_face[row]:
         return None
     return (results.landmarks_2d[row], results.visibility[row], results.landmarks_3d[row], results.width,

@@ -8,8 +8,10 @@ from __future__ import annotations
 import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, PointerProperty, StringProperty
 
+from core.runtime.track import TrackingSettings
+
 from . import strings
-from .tracking import TrackingSettings, scene_to_clip_frame
+from .tracking import scene_to_clip_frame
 
 CUSTOM_LAYOUT = "CUSTOM"
 SCENE_ATTRIBUTE = "il_tracking"

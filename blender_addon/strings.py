@@ -1,6 +1,7 @@
 """Every piece of text the add-on shows (UI labels, tooltips, reports, status, command-line help and messages).
 
-One place so wording stays consistent and can be translated later. Placeholders use str.format names.
+One place so wording stays consistent and can be translated later. Placeholders use str.format names. The
+tracking job's own errors and status line come with it from core.runtime.track.
 """
 from __future__ import annotations
 
@@ -85,7 +86,6 @@ OP_CLEAR_DESC = "Remove this clip's tracking results and landmark markers"
 POLL_NO_CLIP = "Choose a clip to track (or open one in the Movie Clip editor)"
 POLL_RUNNING = "Tracking is already running"
 
-STATUS_TRACKING = "Tracking frame {done}/{total}, face in {found}, {rate:.1f} frames/s"
 STATUS_DONE = "Tracking done: {summary}"
 STATUS_CANCELLED = "Tracking stopped: kept {summary}"
 STATUS_INCOMPLETE = ("Only {read} of the {expected} frames could be decoded (a truncated or damaged file): kept "
@@ -96,15 +96,7 @@ SUMMARY = "{frames} frames, a face in {found} ({percent:.0f}%)"
 NO_FACE_FOUND = "No face found in {clip}: every frame was marked 'no face' (check the footage, or lower the Face Threshold)"
 
 # --- errors (operators and command line) -------------------------------------------------------------------------
-ERR_MODEL_NOT_FOUND = "Landmark model not found: {detail}"
-ERR_MODEL_LOAD = "Cannot use the landmark model: {detail}"
-ERR_LAYOUT = "Cannot use the layout: {detail}"
 ERR_NO_CUSTOM_LAYOUT = "Layout is 'Custom File' but no layout file is set"
-ERR_SEMANTICS = "Cannot use the semantics: {detail}"
-ERR_FOOTAGE_MISSING = "Footage not found: {path}"
-ERR_FOOTAGE_UNREADABLE = "Cannot read the footage {path}: {detail}"
-ERR_FRAME_UNREADABLE = "Cannot read frame {frame}: {detail}"
-ERR_EMPTY_RANGE = "Nothing to track: frames {start}-{end} are outside the clip's frames {first}-{last}"
 ERR_UNEXPECTED = "Unexpected {kind}: {detail} (details in the system console)"
 
 # --- command line ------------------------------------------------------------------------------------------------

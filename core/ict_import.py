@@ -16,7 +16,7 @@ The packed npz is derived from them as follows (verified bit for bit against the
   instead changes the float16 rounding of a few thousand entries per shape.
 
 Generic OBJ loaders split vertices at UV seams and renumber them, so this module reads the ``v``, ``vt``,
-``usemtl`` and ``f`` lines itself, with vectorised numpy parsing (about 70 ms per 2.5 MB OBJ).
+``usemtl`` and ``f`` lines itself, with vectorised numpy parsing.
 
 CLI: ``python -m core.ict_import FOLDER OUT.npz [--allow-partial]``.
 """

@@ -4,4 +4,4 @@
 # one-screen accuracy summary against the clip's ground truth.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-.venv/bin/python -m training.demo --out out/demo "$@"
+.venv/bin/python -m demo --out out/demo "$@"

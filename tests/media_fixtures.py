@@ -14,6 +14,11 @@ def noise_frames(count: int, hw: tuple[int, int] = (48, 64), seed: int = 0) -> l
                        (hw[1], hw[0])) for _ in range(count)]
 
 
+def noise_image(h: int, w: int, seed: int = 0) -> np.ndarray:
+    """One smooth random RGB image: the first of `noise_frames` for that seed."""
+    return noise_frames(1, (h, w), seed)[0]
+
+
 def write_truncated_mp4(path: Path, frames: int = 30, keep: float = 0.3, hw: tuple[int, int] = (48, 64)) -> Path:
     """An H.264 mp4 of `frames` frames with its index at the front (faststart), cut to `keep` of its bytes: the
     container still announces every frame, only the first few decode (a copy that stopped part way)."""

@@ -4,19 +4,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from core.facemodel import load_facemodel
 from core.layouts import load_layout
 from training.synth import accessories as acc
+from training.synth.accessories.head import topology
 from training.synth.parts import MeshPart
 
 SEEDS = range(30)
 BEARDS = acc.BEARD_STYLES + ("none",)
 GLASSES = acc.GLASSES_SHAPES + ("sunglasses", "none")
-
-
-@pytest.fixture(scope="module")
-def model():
-    return load_facemodel()
 
 
 def _head(model, seed: int) -> np.ndarray:
@@ -161,8 +156,9 @@ def test_hair_cap_stays_off_the_face(model, samples):
     assert checked >= 20
 
 
+@pytest.mark.slow
 def test_torso_hangs_from_the_neck(model, samples):
-    topo = acc._topology(model)
+    topo = topology(model)
     for seed, vertices, parts in samples:
         torso = _by_name(parts, "torso")[0]
         assert torso.frame == "body"
@@ -198,7 +194,7 @@ def test_occluders_sit_between_camera_and_face():
 
 def test_ears_exist_in_the_ict_head(model):
     """No ear geometry is added: the ICT head has ears (they stick out beyond the skull at ear height)."""
-    topo = acc._topology(model)
+    topo = topology(model)
     for ids in topo.ear_ids:
         assert len(ids) > 50
         assert np.abs(model.neutral[ids, 0]).max() > 8.5

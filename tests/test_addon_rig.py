@@ -25,10 +25,10 @@ import mathutils  # noqa: E402
 from core import geometry  # noqa: E402
 from core.facemodel import FACE_VERTICES, load_facemodel  # noqa: E402
 from core.layouts import load_layout  # noqa: E402
-from core.retarget import ShotResults, match_shape_keys  # noqa: E402
-from core.solve import ARKIT52_NAMES, to_arkit52  # noqa: E402
+from core.arkit import ARKIT52_NAMES, match_shape_keys, to_arkit52  # noqa: E402
+from core.shot import Shot  # noqa: E402
 
-pytestmark = pytest.mark.blender
+pytestmark = [pytest.mark.blender, pytest.mark.slow]  # real Blender scenes: rigs, retargets and bakes
 
 WIDTH, HEIGHT, NUM_FRAMES, FOCAL_PX = 640, 480, 16, 900.0
 NO_FACE_ROW = 7            # this frame has no face: must not be keyed
@@ -76,7 +76,7 @@ class Truth:
                                  "visibility": np.ones(len(points)), "landmarks_3d": points, "K": K,
                                  "R": self.R[i], "t": self.t[i], "confidence": 0.99,
                                  "has_face": i != NO_FACE_ROW}
-        self.results = ShotResults.from_frames(items, WIDTH, HEIGHT, LAYOUT)
+        self.results = Shot.from_frames(items, WIDTH, HEIGHT, LAYOUT)
 
     def vertices(self, row: int) -> np.ndarray:
         return self.model.vertices(self.identity, self.expressions[row])
@@ -164,10 +164,10 @@ def keyed_weights(addon, rig_objects, frames: np.ndarray) -> np.ndarray:
                      for n in ARKIT52_NAMES], axis=1)
 
 
-def tracking_results(addon, truth: Truth):
+def tracking_results(truth: Truth) -> Shot:
     """The synthetic shot as the tracker stores it on a clip (clip frames = scene frames here)."""
     results = truth.results
-    return addon.tracking.TrackingResults(
+    return Shot(
         layout=LAYOUT, semantics="canonical", model="synthetic", width=WIDTH, height=HEIGHT, fps=25.0, names=[],
         frames=truth.frames.copy(), has_face=results.has_face.copy(), confidence=results.confidence.copy(),
         landmarks_2d=results.landmarks_2d, visibility=results.visibility, landmarks_3d=results.landmarks_3d,
@@ -402,14 +402,14 @@ def test_overlay_in_background_mode(addon, scene, truth: Truth) -> None:
 
     # The data it would draw: stored tracking results of the current frame, and pixels placed on the camera frame.
     tracking = addon.tracking
-    tracking.store_results(clip, tracking_results(addon, truth), merge=False)
+    tracking.store_results(clip, tracking_results(truth), merge=False)
     assert addon.overlay.frame_points(clip, NO_FACE_ROW + 1) is None
     pixels, visibility, points, _, _ = addon.overlay.frame_points(clip, 3)
     np.testing.assert_allclose(pixels, truth.results.landmarks_2d[2])
     colors = addon.overlay.point_colors(np.array([1.0, 0.1]))
     assert colors[0][1] > colors[0][0] and colors[1][0] > colors[1][1]  # green visible, red hidden
 
-    rig_objects = addon.rig.build_rig(scene, clip, tracking.shot_results(clip))
+    rig_objects = addon.rig.build_rig(scene, clip, tracking.load_results(clip))
     scene.frame_set(3)
     world = addon.overlay.pixels_on_camera_frame(rig_objects.camera, scene, pixels[:20], WIDTH, HEIGHT)
     for point, pixel in zip(world, pixels[:20]):
@@ -420,7 +420,7 @@ def test_overlay_in_background_mode(addon, scene, truth: Truth) -> None:
 def test_operators_build_map_bake_and_clear(addon, scene, truth: Truth) -> None:
     """The buttons' glue: stored tracking -> Build Rig -> Auto-map -> Bake -> Clear Rig, and the clear error."""
     scene, clip = scene
-    addon.tracking.store_results(clip, tracking_results(addon, truth), merge=False)
+    addon.tracking.store_results(clip, tracking_results(truth), merge=False)
     scene.active_clip = clip
     assert bpy.ops.infinite_landmarks.build_rig() == {"FINISHED"}
     assert addon.rig.find_rig(clip.name) is not None

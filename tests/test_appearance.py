@@ -1,13 +1,11 @@
-"""Tests for the synthetic appearance (skin textures, material colours, backgrounds) and camera effects."""
+"""Tests for the synthetic appearance: skin parameters, face, back-head and eye textures, material colours."""
 from __future__ import annotations
-
-import logging
 
 import cv2
 import numpy as np
-import pytest
 
-from training.synth import appearance, effects
+from training.synth import appearance
+from training.synth.appearance.face import face_geometry
 
 SIZE = 256  # smaller than the default 512 to keep the tests quick; the code paths are the same
 
@@ -32,7 +30,7 @@ def test_same_params_different_rng_give_different_detail():
 
 
 def test_landmarks_lie_in_the_face_tile_as_a_frontal_face():
-    g = appearance._face_geometry(SIZE)
+    g = face_geometry(SIZE)
     lm = g.lm / SIZE  # image coordinates: x right, y down
     assert lm.min() > 0 and lm.max() < 1
     assert lm[36:42, 0].mean() < 0.5 < lm[42:48, 0].mean()   # subject's right eye on the image left
@@ -40,7 +38,7 @@ def test_landmarks_lie_in_the_face_tile_as_a_frontal_face():
 
 
 def test_skin_tone_range_covers_dark_and_light():
-    g = appearance._face_geometry(SIZE)
+    g = face_geometry(SIZE)
     lm = g.lm.astype(int)
     lum = []
     for seed in range(50):
@@ -53,7 +51,7 @@ def test_skin_tone_range_covers_dark_and_light():
 
 
 def test_lips_differ_from_surrounding_skin():
-    g = appearance._face_geometry(SIZE)
+    g = face_geometry(SIZE)
     box = g.lips_box
     lips = g.lips > 0.8
     skin = g.lips < 0.02
@@ -94,69 +92,3 @@ def test_material_colors_and_other_textures():
     assert eyes["iris"].shape == eyes["sclera"].shape == (64, 64, 3)
     # The pupil is dark and the sclera (texture corner, far round the eyeball) light.
     assert eyes["sclera"][32, 32].mean() < 40 and eyes["sclera"][2, 2].mean() > 120
-
-
-def test_background_bank_with_photos():
-    bank = appearance.BackgroundBank()
-    rng = np.random.default_rng(0)
-    for w, h in ((64, 48), (200, 150)):
-        img = bank.sample(rng, w, h)
-        assert img.shape == (h, w, 3) and img.dtype == np.uint8
-    a = bank.sample(np.random.default_rng(7), 96, 96)
-    np.testing.assert_array_equal(a, bank.sample(np.random.default_rng(7), 96, 96))
-
-
-def test_background_bank_falls_back_to_procedural(caplog, tmp_path):
-    with caplog.at_level(logging.WARNING):
-        bank = appearance.BackgroundBank(photo_paths=[tmp_path / "missing.jpg"])
-    assert bank.photos == [] and "missing.jpg" in caplog.text
-    empty = appearance.BackgroundBank(photo_paths=[])
-    rng = np.random.default_rng(1)
-    images = [empty.sample(rng, 80, 60) for _ in range(20)]
-    assert all(im.shape == (60, 80, 3) and im.dtype == np.uint8 for im in images)
-    assert np.std([im.mean() for im in images]) > 5  # varied, not one flat colour
-
-
-def _square_image() -> np.ndarray:
-    img = np.full((256, 256, 3), 30, np.uint8)
-    img[100:140, 150:200] = 220
-    return img
-
-
-def _square_centroid(img: np.ndarray) -> np.ndarray:
-    """Intensity centroid of the bright square, measured in a window around it above the window's border level."""
-    g = img.astype(np.float64).mean(axis=2)[80:160, 130:220]
-    border = np.concatenate([g[:5].ravel(), g[-5:].ravel(), g[:, :5].ravel(), g[:, -5:].ravel()])
-    w = g - border.mean()
-    ys, xs = np.mgrid[80:160, 130:220]
-    return np.array([(w * xs).sum() / w.sum(), (w * ys).sum() / w.sum()])
-
-
-def test_effects_keep_shape_dtype_and_are_deterministic():
-    img = _square_image()
-    for seed in range(10):
-        out = effects.apply_camera_effects(img, np.random.default_rng(seed))
-        assert out.shape == img.shape and out.dtype == np.uint8
-        np.testing.assert_array_equal(out, effects.apply_camera_effects(img, np.random.default_rng(seed)))
-    out, params = effects.apply_camera_effects(img, np.random.default_rng(3), return_params=True)
-    assert isinstance(params, effects.EffectParams) and params.strength == 1.0
-
-
-def test_effects_strength_zero_is_identity():
-    img = _square_image()
-    out, params = effects.apply_camera_effects(img, np.random.default_rng(0), strength=0.0, return_params=True)
-    np.testing.assert_array_equal(out, img)
-    assert params.names() == []
-
-
-@pytest.mark.parametrize("name", ["defocus", "gaussian_blur", "motion_blur", "noise", "jpeg", "low_resolution",
-                                  "chromatic_aberration", "exposure", "white_balance", "grayscale"])
-def test_effects_do_not_move_content(name, monkeypatch):
-    monkeypatch.setattr(effects, "PROBABILITIES", {k: float(k == name) for k in effects.PROBABILITIES})
-    img = _square_image()
-    before = _square_centroid(img)
-    for seed in range(8):
-        out, params = effects.apply_camera_effects(img, np.random.default_rng(seed), strength=1.5,
-                                                   return_params=True)
-        assert params.names() == [name]
-        assert np.abs(_square_centroid(out) - before).max() < 0.5, (name, params.applied)

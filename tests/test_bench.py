@@ -8,7 +8,7 @@ import subprocess
 import numpy as np
 import pytest
 
-from bench import benchmark
+from bench.benchmark import inputs, runs, scoring
 from bench.peers import MP478_TO_IBUG68
 
 
@@ -47,7 +47,7 @@ def test_accuracy_counts_misses_as_failures() -> None:
     pred[1] += (4.0, 0.0)          # NME 4 / 80 = 0.05
     pred[2] = np.nan               # a miss
     pred[3] += (0.0, 16.0)         # NME 0.2: a failure
-    a = benchmark.accuracy(pred, gt)
+    a = scoring.accuracy(pred, gt)
     assert a["detection"] == pytest.approx(0.75)
     assert a["nme"] == pytest.approx((0 + 0.05 + 0.2) / 3)
     assert a["fr_detected"] == pytest.approx(1 / 3)
@@ -60,19 +60,19 @@ def test_masked_jitter_skips_missing_frames() -> None:
     pred[:, :, 0] = np.array([0, 1, 2, 0, 0])[:, None]   # 1 px steps, then a miss, then still
     pred[3] = np.nan
     # Valid pairs: (0,1) step 1, (1,2) step 1; (3,4) has a miss.
-    assert benchmark.masked_jitter(pred, None, 10.0) == pytest.approx(0.1)
-    assert np.isnan(benchmark.masked_jitter(np.full((3, 68, 2), np.nan), None, 1.0))
+    assert scoring.masked_jitter(pred, None, 10.0) == pytest.approx(0.1)
+    assert np.isnan(scoring.masked_jitter(np.full((3, 68, 2), np.nan), None, 1.0))
 
 
 def test_unwarp_inverts_the_clip_warp() -> None:
     image = np.zeros((50, 40, 3), np.uint8)
     image[20, 10] = 255
-    mats = benchmark.warp_matrices(8, image.shape[:2], (120, 160))
-    frames = benchmark.warp_clip(image, mats, (120, 160))
+    mats = inputs.warp_matrices(8, image.shape[:2], (120, 160))
+    frames = inputs.warp_clip(image, mats, (120, 160))
     for frame, m in zip(frames, mats):
         # The bright pixel's centre in the warped frame (+0.5 convention) maps back to (10.5, 20.5).
         y, x = np.unravel_index(np.argmax(frame[..., 0].astype(float)), frame.shape[:2])
-        back = benchmark.unwarp(np.array([[x + 0.5, y + 0.5]]), m)[0]
+        back = inputs.unwarp(np.array([[x + 0.5, y + 0.5]]), m)[0]
         assert np.allclose(back, (10.5, 20.5), atol=0.8)
 
 
@@ -86,21 +86,22 @@ def test_mediapipe_pose_recovers_a_constant_frame_change() -> None:
     mats = []
     for R in R_gt:
         m = np.eye(4)
-        m[:3, :3] = benchmark.GL_TO_CV.T @ R @ C.T
+        m[:3, :3] = scoring.GL_TO_CV.T @ R @ C.T
         m[:3, 3] = rng.normal(size=3)
         mats.append(m.tolist())
-    result = benchmark.mediapipe_pose(mats + [None], np.concatenate([R_gt, np.eye(3)[None]]))
+    result = scoring.mediapipe_pose(mats + [None], np.concatenate([R_gt, np.eye(3)[None]]))
     assert result is not None and result["n"] == 6
     assert np.allclose(result["errors"]["geodesic"], 0.0, atol=1e-4)
 
 
-@pytest.mark.skipif(not benchmark.peers_available(), reason=".venv-peers not installed")
+@pytest.mark.slow
+@pytest.mark.skipif(not runs.peers_available(), reason=".venv-peers not installed")
 def test_peer_worker_runs_on_a_photo(tmp_path) -> None:
-    photo = benchmark.read_rgb(benchmark.real_photos()["astronaut"])
+    photo = inputs.read_rgb(inputs.real_photos()["astronaut"])
     np.save(tmp_path / "p.npy", photo[None])
     job = {"tasks": [{"name": "p", "npy": str(tmp_path / "p.npy"), "mode": "image"}], "methods": ["mediapipe", "dlib"]}
     (tmp_path / "job.json").write_text(json.dumps(job))
-    subprocess.run([str(benchmark.PEERS_PYTHON), str(benchmark.PEERS_WORKER), str(tmp_path / "job.json"),
+    subprocess.run([str(runs.PEERS_PYTHON), str(runs.PEERS_WORKER), str(tmp_path / "job.json"),
                     str(tmp_path / "out.json")], check=True, capture_output=True)
     out = json.loads((tmp_path / "out.json").read_text())["tasks"]["p"]
     mp, dl = np.array(out["mediapipe"]["landmarks"][0]), np.array(out["dlib"]["landmarks"][0])
@@ -110,6 +111,7 @@ def test_peer_worker_runs_on_a_photo(tmp_path) -> None:
     assert np.linalg.norm(mp - dl, axis=1).mean() / iod < 0.15
 
 
+@pytest.mark.slow
 def test_face_finding_on_a_few_renders(tmp_path) -> None:
     """The shipped model through bench.face_finding: from the crop around the true landmarks it finds the faces
     of plain renders, and the table has a row per face size present plus the total."""
@@ -127,3 +129,34 @@ def test_face_finding_on_a_few_renders(tmp_path) -> None:
     # The same faces pasted into a larger frame: smaller in the model input, still found from their crop.
     sizes_hd, errors_hd = face_finding.face_finding(model, tmp_path, num=6, scenes=False, frame_hw=(512, 768))
     assert np.allclose(sizes_hd, sizes / 3) and (errors_hd[:, 2] < face_finding.FOUND_BELOW).mean() >= 0.5
+
+
+def test_benchmark_refuses_an_existing_report_or_folder_before_any_work(tmp_path, caplog) -> None:
+    """`bench.benchmark` replaces neither <out>.md nor writes into a non-empty <out> without --overwrite: exit 2,
+    checked before the model (here a missing file, never read) or any input is touched."""
+    from bench.benchmark.__main__ import main
+
+    out, report = tmp_path / "b", tmp_path / "b.md"
+    command = ["--model", str(tmp_path / "missing.onnx"), "--out", str(out)]
+    report.write_text("# an earlier report\n")
+    assert main(command) == 2
+    assert report.read_text() == "# an earlier report\n" and not out.exists()
+    assert f"{report.resolve()} already exists: choose another path, or pass --overwrite to replace it" in caplog.text
+    report.unlink()
+    out.mkdir()
+    (out / "ced_synth.png").write_bytes(b"an earlier plot")
+    assert main(command) == 2
+    assert (out / "ced_synth.png").read_bytes() == b"an earlier plot" and not report.exists()
+    assert f"{out.resolve()} already exists and is not empty" in caplog.text
+
+
+def test_long_takes_refuses_a_used_clip_folder(tmp_path, caplog) -> None:
+    """`bench.long_takes` reuses or replaces what an earlier run left in <out>/<N> only with --overwrite."""
+    from bench.long_takes import main
+
+    (tmp_path / "300").mkdir()
+    (tmp_path / "300" / "tracking.npz").write_bytes(b"earlier results")
+    assert main(["--frames", "300", "--out", str(tmp_path)]) == 2
+    assert (tmp_path / "300" / "tracking.npz").read_bytes() == b"earlier results"
+    assert f"{(tmp_path / '300').resolve()} already exists and is not empty" in caplog.text
+    assert "--overwrite" in caplog.text

@@ -3,7 +3,6 @@ same predictions, its pose angles are that file's, the docs section is replaced 
 2 faces of each set with a small untrained exported model."""
 from __future__ import annotations
 
-import dataclasses
 import importlib.util
 import json
 
@@ -82,18 +81,35 @@ def test_section_replaced_in_place(tmp_path) -> None:
     assert report.kept_section(doc) == [report.SECTION_TITLE, "", "second", ""]
 
 
+def test_command_refuses_to_replace_an_existing_doc(tmp_path, caplog) -> None:
+    """`--doc` onto an existing file, or `--out` onto a non-empty folder, needs --overwrite: exit 2 before any model
+    (here a missing file) or face set (here missing folders) is read, the doc untouched."""
+    from bench.realfaces.__main__ import main
+
+    doc, out = tmp_path / "doc.md", tmp_path / "out"
+    doc.write_text("# B\n\n## 1. Synthetic\n")
+    command = ["--model", str(tmp_path / "missing.onnx"), "--out", str(out), "--doc", str(doc),
+               "--aflw-root", str(tmp_path / "no_aflw"), "--w300-root", str(tmp_path / "no_300w")]
+    assert main(command) == 2
+    assert doc.read_text() == "# B\n\n## 1. Synthetic\n" and not out.exists()
+    assert (f"--doc {doc.resolve()} already exists: choose another path, or pass --overwrite to replace it"
+            in caplog.text)
+    out.mkdir()
+    (out / "results.json").write_text("{}")
+    assert main(command[:-6] + command[-4:]) == 2  # without --doc: the folder alone is refused
+    assert (out / "results.json").read_text() == "{}"
+    assert f"--out {out.resolve()} already exists and is not empty" in caplog.text
+
+
+@pytest.mark.slow
 @pytest.mark.skipif(not inputs.AFLW2000_DEV.is_dir() or not inputs.W300_TRAIN.is_dir(),
                     reason="../shared/realfaces absent")
 def test_command_on_two_faces(tmp_path) -> None:
-    import torch
-
     from bench.realfaces.__main__ import main
-    from core.model import MODEL_VARIANTS, create_model
+    from model_fixtures import small_model
     from training.export import export_model
 
-    torch.manual_seed(0)
-    model = create_model(dataclasses.replace(MODEL_VARIANTS["full"], crop_size=64, stn_input=32, hidden=64))
-    path = export_model(model.eval(), tmp_path / "small.onnx", (128, 128), source="test")
+    path = export_model(small_model().eval(), tmp_path / "small.onnx", (128, 128), source="test")
     out = tmp_path / "out"
     assert main(["--model", str(path), "--limit", "2", "--out", str(out), "--doc", str(tmp_path / "doc.md")]) == 0
     results = json.loads((out / "results.json").read_text())

@@ -1,4 +1,5 @@
-"""Checkpoint files never run code: a crafted pickle is refused by every command that reads checkpoints."""
+"""Checkpoint files never run code: a crafted pickle is refused by every command that reads checkpoints; and the
+export never writes over a file it was not asked to replace, nor over its checkpoint."""
 from __future__ import annotations
 
 import os
@@ -68,3 +69,36 @@ def test_no_command_runs_code_from_a_crafted_checkpoint(crafted, tmp_path, capsy
         assert not marker.exists(), name
         assert "--allow-pickle" in caplog.text + capsys.readouterr().err, name  # refused for the pickle
     assert not (tmp_path / "out.onnx").exists() and not (tmp_path / "w.pt").exists()
+
+
+def test_export_replaces_no_file_unless_asked_and_never_its_checkpoint(tmp_path, capsys, monkeypatch):
+    """training.export refuses an existing OUT.onnx or --weights file before any work (exit 2, the file named and
+    untouched) unless --overwrite, and never writes over the checkpoint it reads, even with --overwrite."""
+    source = tmp_path / "ckpt.pt"
+    save_checkpoint({"step": 1, "model": {}, "config": {"model": {"variant": "full"}}}, source)
+    out, weights = tmp_path / "model.onnx", tmp_path / "weights.pt"
+    out.write_bytes(b"an earlier model")
+    weights.write_bytes(b"earlier weights")
+    reached = []
+
+    def stop(*args: object, **kwargs: object) -> None:
+        reached.append(args)
+        raise export.ExportError("the export work started")
+
+    monkeypatch.setattr(export, "save_weights", stop)
+    monkeypatch.setattr(export, "load_model", stop)
+    for argv, refused in (([str(source), str(out)], out),
+                          ([str(source), str(tmp_path / "new.onnx"), "--weights", str(weights)], weights),
+                          ([str(source), str(source), "--overwrite"], source),
+                          ([str(source), str(tmp_path / "new.onnx"), "--weights", str(source), "--overwrite"], source)):
+        assert export.main(argv) == 2, argv
+        err = capsys.readouterr().err
+        assert str(refused) in err, argv
+        assert ("is the input" if refused == source else
+                "already exists: choose another path, or pass --overwrite to replace it") in err, argv
+    assert not reached and not (tmp_path / "new.onnx").exists()
+    assert out.read_bytes() == b"an earlier model" and weights.read_bytes() == b"earlier weights"
+    assert load_checkpoint_file(source)["step"] == 1
+    # With --overwrite the same outputs pass the check and the work starts.
+    assert export.main([str(source), str(out), "--weights", str(weights), "--overwrite"]) == 2
+    assert "the export work started" in capsys.readouterr().err and len(reached) == 1

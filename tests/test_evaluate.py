@@ -9,26 +9,11 @@ import pytest
 import torch
 
 from core import geometry
-from core.model import create_model
+from model_fixtures import SMALL, small_model, small_untrained
 from training import evaluate, metrics
 from training.synth.__main__ import main as synth_main
 
 torch.set_num_threads(1)
-
-SMALL = {"crop_size": 64, "stn_input": 32, "hidden": 64}
-
-
-def small_model(variant: str, randomise: bool = False) -> torch.nn.Module:
-    torch.manual_seed(0)
-    model = create_model({"variant": variant, **SMALL})
-    if randomise:  # zero-initialised output layers would make the prediction ignore the image
-        g = torch.Generator().manual_seed(1)
-        with torch.no_grad():
-            for p in model.parameters():
-                if p.abs().sum() == 0:
-                    p.copy_(torch.randn(p.shape, generator=g) * 0.05)
-    return model.eval()
-
 
 def face_points(seed: int = 0, n: int = 68) -> np.ndarray:
     return np.random.default_rng(seed).uniform(20, 120, (n, 2))
@@ -179,7 +164,7 @@ def test_evaluate_model_in_a_dataset_style(test_set):
 
 @pytest.mark.parametrize("variant", ["full", "baseline_2d"])
 def test_evaluate_sequences_on_a_static_clip(clips, variant):
-    result = evaluate.evaluate_sequences(small_model(variant, randomise=True), clips)
+    result = evaluate.evaluate_sequences(small_untrained(variant), clips)
     assert result["num_static_clips"] == 1 and result["num_moving_clips"] == 0
     assert result["clips"][0]["frames"] == 4
     assert np.isfinite(result["static_nme_io"])
@@ -201,7 +186,7 @@ def test_sequences_track_from_the_previous_landmarks(clips, monkeypatch):
         return out
 
     monkeypatch.setattr(evaluate, "_run", recording_run)
-    evaluate.evaluate_sequences(small_model("full", randomise=True), clips)
+    evaluate.evaluate_sequences(small_untrained("full"), clips)
     assert len(calls) == 4 and calls[0][0] is None and not calls[0][1] and all(c[1] for c in calls[1:])
     for (_, _, previous), (boxes, _, _) in zip(calls, calls[1:]):
         np.testing.assert_allclose(boxes[0], evaluate._box(previous))

@@ -9,17 +9,13 @@ import numpy as np
 import pytest
 from scipy.spatial import cKDTree
 
-from core.facemodel import NARROW_FACE_VERTICES, find_facemodel, load_facemodel
+from core.facemodel import NARROW_FACE_VERTICES, find_facemodel
 from core.layouts import LayoutError, available_layouts, closest_surface_point, load_layout
 from core.layouts import _closest_point_on_triangles
-from training.build_layouts import FRL_ANCHORS, FRL_SURFACES, IBUG68_IN_WFLW98
+from tools.build_layouts.frl import FRL_ANCHORS, FRL_SURFACES
+from tools.build_layouts.wflw98 import IBUG68_IN_WFLW98
 
 BUILT_IN = ("ibug68", "wflw98", "dense", "frl")
-
-
-@pytest.fixture(scope="module")
-def model():
-    return load_facemodel()
 
 
 @pytest.mark.parametrize("name", BUILT_IN)
@@ -90,7 +86,7 @@ def test_frl_points_are_named_surface_points(model):
 
 def test_frl_camera_fit_and_cast_recover_surface_points(model):
     from core.geometry import pose_to_rotation
-    from training.build_layouts import WeakCamera, cast_onto_mesh, fit_weak_camera
+    from tools.build_layouts.frl import WeakCamera, cast_onto_mesh, fit_weak_camera
 
     truth = WeakCamera(12.0, pose_to_rotation(8.0, -5.0, 3.0), np.array([300.0, 320.0]))
     points = load_layout("ibug68").canonical_points(model).astype(np.float64)

@@ -1,7 +1,6 @@
 """The torch detector: camera twins, crop maps, STN, heads, semantic correction, variants, backbones, ONNX."""
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import numpy as np
@@ -13,18 +12,13 @@ from core import geometry
 from core.model import BACKBONES, MODEL_VARIANTS, ModelConfig, create_backbone, create_model, export_onnx
 from core.model import camera, stn
 from core.model.decoder import FourierEncoding, SpatialReadout, occlusion_visibility
-from core.model.detector import onnx_io_names
+from core.onnx_contract import onnx_io_names
+from model_fixtures import SMALL, randomise, small_model
 
 torch.set_num_threads(1)
 
 FRAME = 96
-CROP = 64
-SMALL = {"crop_size": CROP, "stn_input": 32, "hidden": 64}
-
-
-def small_model(variant: str = "full", **overrides) -> torch.nn.Module:
-    torch.manual_seed(0)
-    return create_model(dataclasses.replace(MODEL_VARIANTS[variant], **{**SMALL, **overrides}))
+CROP = SMALL["crop_size"]
 
 
 def box_theta(batch: int, hw: tuple[int, int] = (FRAME, FRAME)) -> torch.Tensor:
@@ -36,15 +30,6 @@ def run(model: torch.nn.Module, image: torch.Tensor, queries: torch.Tensor, **kw
     if not model.config.stn and "crop_theta" not in kwargs:
         kwargs["crop_theta"] = box_theta(image.shape[0], tuple(image.shape[-2:]))
     return model(image, queries, **kwargs)
-
-
-def randomise(module: torch.nn.Module, std: float = 0.05) -> None:
-    """Give the zero-initialised output layers some weights, so outputs are not at their initial values."""
-    g = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for p in module.parameters():
-            if p.abs().sum() == 0:
-                p.copy_(torch.randn(p.shape, generator=g) * std)
 
 
 def similarity_theta(scale: float, angle: float, centre: tuple[float, float], hw: tuple[int, int]) -> torch.Tensor:
@@ -198,6 +183,7 @@ def test_stn_wide_view_joins_a_larger_view_of_its_first_crop():
             stn.SpatialTransformer(32, **bad)
 
 
+@pytest.mark.slow
 def test_stn_learns_to_find_a_bright_square():
     """The STN's map head localises: a white square on noise, supervised by its box, within 150 steps."""
     torch.manual_seed(0)
@@ -251,6 +237,7 @@ def test_face_finder_crops_from_the_whole_frame_only():
         assert torch.allclose(net.passes(image, whole, find_face=torch.tensor(False))[-1], found, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_face_finder_learns_to_find_small_and_large_squares():
     """The finder's detection losses teach it to frame a bright square of 8 to 48 px anywhere in a 96 px frame."""
     torch.manual_seed(0)
@@ -286,6 +273,7 @@ def test_face_finder_learns_to_find_small_and_large_squares():
     assert losses["finder_map"].item() < 0.5 * initial["finder_map"]
 
 
+@pytest.mark.slow
 def test_export_skips_the_stn_passes_when_finding_the_face(tmp_path):
     """With a finder, the STN's passes sit in the else branch of an If on find_face, inside the If on direct_crop;
     the finder is computed only when not direct (no finder convolution in the main graph)."""
@@ -363,6 +351,7 @@ def test_spatial_readout_starts_at_its_prior():
     assert (points - prior).abs().max() < 0.05
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("head", ["2d", "3d"])
 @pytest.mark.parametrize("backbone", sorted(BACKBONES))
 def test_spatial_readout_on_every_backbone_and_head(backbone, head):
@@ -455,12 +444,14 @@ def _fit(model: torch.nn.Module, steps: int) -> tuple[float, float]:
     return losses[0], min(losses[-3:])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", sorted(MODEL_VARIANTS))
 def test_training_reduces_loss(variant):
     first, last = _fit(small_model(variant), 25)
     assert last < 0.6 * first, (first, last)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("backbone", sorted(set(BACKBONES) - {"mobilenet_small"}))
 def test_training_reduces_loss_other_backbones(backbone):
     first, last = _fit(small_model("full", backbone=backbone), 25)
@@ -564,6 +555,7 @@ def test_variants_without_attention_or_with_affine_stn():
 
 # --- ONNX --------------------------------------------------------------------------------------------------------
 
+@pytest.mark.slow
 @pytest.mark.parametrize("overrides", [{}, {"stn_iterations": 2, "refine_2d": True,
                                              "backbone_kwargs": {"output_stride": 16}},
                                        {"stn_iterations": 2, "stn_wide_view": 64},

@@ -2,7 +2,6 @@
 codes, videos, folders, overlays), with a small untrained exported model."""
 from __future__ import annotations
 
-import dataclasses
 import json
 import subprocess
 import sys
@@ -14,8 +13,9 @@ import pytest
 import torch
 
 from core.layouts import load_layout
-from core.model import MODEL_VARIANTS, create_model
 from core.predict import main
+from media_fixtures import noise_image
+from model_fixtures import small_model, small_untrained
 from training.export import export_model
 
 torch.set_num_threads(1)
@@ -26,28 +26,16 @@ FACE_KEYS = {"confidence", "landmarks_2d", "visibility", "landmarks_3d", "K", "R
 
 @pytest.fixture(scope="module")
 def model_path(tmp_path_factory) -> Path:
-    torch.manual_seed(0)
-    model = create_model(dataclasses.replace(MODEL_VARIANTS["full"], crop_size=64, stn_input=32, hidden=64))
-    return export_model(model.eval(), tmp_path_factory.mktemp("model") / "small.onnx", (128, 128), source="test")
+    return export_model(small_model().eval(), tmp_path_factory.mktemp("model") / "small.onnx", (128, 128),
+                        source="test")
 
 
 @pytest.fixture(scope="module")
 def varied_model_path(tmp_path_factory) -> Path:
     """The same model with small random weights in its zero-initialised output layers: without them it is exactly
     mirror-symmetric, so a mirrored run would change nothing."""
-    torch.manual_seed(0)
-    model = create_model(dataclasses.replace(MODEL_VARIANTS["full"], crop_size=64, stn_input=32, hidden=64))
-    g = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.abs().sum() == 0:
-                p.copy_(torch.randn(p.shape, generator=g) * 0.05)
-    return export_model(model.eval(), tmp_path_factory.mktemp("model") / "varied.onnx", (128, 128), source="test")
-
-
-def image(h: int, w: int, seed: int = 0) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    return cv2.resize(rng.integers(0, 256, (max(2, h // 8), max(2, w // 8), 3), dtype=np.uint8), (w, h))
+    return export_model(small_untrained(), tmp_path_factory.mktemp("model") / "varied.onnx", (128, 128),
+                        source="test")
 
 
 def predict(args: list, model_path: Path, tmp_path: Path, capsys) -> tuple[int, list, str, str]:  # noqa: ANN001
@@ -72,7 +60,7 @@ def check_face(face: dict, n: int, width: int, height: int) -> None:
 
 
 def test_json_schema(model_path, tmp_path, capsys):
-    cv2.imwrite(str(tmp_path / "a.png"), image(120, 160))
+    cv2.imwrite(str(tmp_path / "a.png"), noise_image(120, 160))
     code, result, _, _ = predict([tmp_path / "a.png", "--threshold", "0"], model_path, tmp_path, capsys)
     assert code == 0 and isinstance(result, list) and len(result) == 1
     entry = result[0]
@@ -84,7 +72,7 @@ def test_json_schema(model_path, tmp_path, capsys):
 
 
 def test_layouts_and_semantics(model_path, tmp_path, capsys):
-    cv2.imwrite(str(tmp_path / "a.png"), image(64, 64))
+    cv2.imwrite(str(tmp_path / "a.png"), noise_image(64, 64))
     custom = tmp_path / "five.json"
     ibug = load_layout("ibug68")
     custom.write_text(json.dumps({"name": "five", "triangles": ibug.triangles[:5].tolist(),
@@ -100,12 +88,13 @@ def test_layouts_and_semantics(model_path, tmp_path, capsys):
     assert code == 2 and "nope" in err
 
 
+@pytest.mark.slow
 def test_image_kinds_and_unreadable_file(model_path, tmp_path, capsys):
-    cv2.imwrite(str(tmp_path / "gray.png"), image(50, 70)[..., 0])
-    rgba = np.dstack([image(40, 30), np.full((40, 30), 128, np.uint8)])
+    cv2.imwrite(str(tmp_path / "gray.png"), noise_image(50, 70)[..., 0])
+    rgba = np.dstack([noise_image(40, 30), np.full((40, 30), 128, np.uint8)])
     cv2.imwrite(str(tmp_path / "rgba.png"), rgba)
-    cv2.imwrite(str(tmp_path / "deep.png"), image(30, 40).astype(np.uint16) * 257)
-    cv2.imwrite(str(tmp_path / "tiny.png"), image(8, 8))
+    cv2.imwrite(str(tmp_path / "deep.png"), noise_image(30, 40).astype(np.uint16) * 257)
+    cv2.imwrite(str(tmp_path / "tiny.png"), noise_image(8, 8))
     cv2.imwrite(str(tmp_path / "huge.png"), np.zeros((3000, 5000, 3), np.uint8))
     (tmp_path / "broken.jpg").write_text("this is not a picture")
     names = ["gray.png", "broken.jpg", "rgba.png", "deep.png", "tiny.png", "huge.png", "missing.png"]
@@ -124,13 +113,13 @@ def test_image_kinds_and_unreadable_file(model_path, tmp_path, capsys):
 
 
 def test_no_face_is_empty_and_exit_zero(model_path, tmp_path, capsys):
-    cv2.imwrite(str(tmp_path / "a.png"), image(64, 64))
+    cv2.imwrite(str(tmp_path / "a.png"), noise_image(64, 64))
     code, result, _, _ = predict([tmp_path / "a.png", "--threshold", "1.01"], model_path, tmp_path, capsys)
     assert code == 0 and result[0]["faces"] == []
 
 
 def test_model_errors(tmp_path, capsys):
-    cv2.imwrite(str(tmp_path / "a.png"), image(32, 32))
+    cv2.imwrite(str(tmp_path / "a.png"), noise_image(32, 32))
     assert main([str(tmp_path / "a.png"), "--model", str(tmp_path / "nowhere.onnx")]) == 2
     err = capsys.readouterr().err
     assert "nowhere.onnx" in err and "not found" in err and "training.export" in err
@@ -143,7 +132,7 @@ def test_model_errors(tmp_path, capsys):
 def write_video(path: Path, frames: int = 5, hw: tuple[int, int] = (48, 64)) -> None:
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 24.0, (hw[1], hw[0]))
     for i in range(frames):
-        writer.write(image(*hw, seed=i))
+        writer.write(noise_image(*hw, seed=i))
     writer.release()
 
 
@@ -163,10 +152,11 @@ def test_video(model_path, tmp_path, capsys):
     assert code == 0 and all(f["faces"] == [] for f in result[0]["frames"])
 
 
+@pytest.mark.slow
 def test_mirror_flag(varied_model_path, tmp_path, capsys):
     """--mirror averages each crop's run with its mirror image's: other landmarks, the same JSON, for images and
     videos alike."""
-    cv2.imwrite(str(tmp_path / "face.png"), image(96, 128, seed=5))
+    cv2.imwrite(str(tmp_path / "face.png"), noise_image(96, 128, seed=5))
     write_video(tmp_path / "clip.mp4")
     runs = {}
     for flags in ([], ["--mirror"]):
@@ -189,11 +179,12 @@ def test_corrupt_video_is_reported(model_path, tmp_path, capsys):
     assert "corrupt.mp4" in result[0]["error"] and "frames" in result[1]
 
 
+@pytest.mark.slow
 def test_folder_sequence_overlay_and_summary(model_path, tmp_path, capsys):
     folder = tmp_path / "shots"
     folder.mkdir()
     for i in (10, 2, 1):
-        cv2.imwrite(str(folder / f"f{i}.png"), image(40, 50, seed=i))
+        cv2.imwrite(str(folder / f"f{i}.png"), noise_image(40, 50, seed=i))
     code, result, _, _ = predict([folder, "--threshold", "0"], model_path, tmp_path, capsys)
     assert code == 0 and [Path(e["path"]).name for e in result] == ["f1.png", "f2.png", "f10.png"]
 
@@ -209,8 +200,9 @@ def test_folder_sequence_overlay_and_summary(model_path, tmp_path, capsys):
     assert drawn is not None and drawn.shape == (40, 50, 3)
 
 
+@pytest.mark.slow
 def test_cli_subprocess(model_path, tmp_path):
-    cv2.imwrite(str(tmp_path / "a.jpg"), image(60, 80))
+    cv2.imwrite(str(tmp_path / "a.jpg"), noise_image(60, 80))
     result = subprocess.run([sys.executable, "-m", "core.predict", str(tmp_path / "a.jpg"), "--model", str(model_path),
                              "--json", "-", "--threads", "1"], cwd=REPO, capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr

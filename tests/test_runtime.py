@@ -15,32 +15,20 @@ import torch
 
 from core import geometry
 from core.layouts import load_layout
-from core.model import MODEL_VARIANTS, create_model
 from core.runtime import (FaceResult, FaceTracker, ImageReadError, LandmarkModel, ModelLoadError, ModelNotFoundError,
                           OneEuroFilter, VideoReadError, fit_to_input, open_frames, read_image, to_rgb_uint8)
 from core.runtime.images import fit_geometry
+import core.runtime.search as search
 import core.runtime.session as session
-from core.runtime.session import landmark_prior, search_priors
+from core.runtime.search import search_priors
+from core.runtime.session import landmark_prior
+from model_fixtures import SMALL, small_untrained
 from training.export import export_model, parity
 
 torch.set_num_threads(1)
 
 REPO = Path(__file__).resolve().parents[1]
 INPUT_HW = (128, 128)
-SMALL = {"crop_size": 64, "stn_input": 32, "hidden": 64}
-
-
-def small_untrained(variant: str = "full") -> torch.nn.Module:
-    """A reduced untrained model whose zero-initialised output layers get small random weights, so that its
-    outputs depend on the image (otherwise parity and resize tests would compare constants)."""
-    torch.manual_seed(0)
-    model = create_model(dataclasses.replace(MODEL_VARIANTS[variant], **SMALL))
-    g = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for p in model.parameters():
-            if p.abs().sum() == 0:
-                p.copy_(torch.randn(p.shape, generator=g) * 0.05)
-    return model.eval()
 
 
 def calibrated(model: torch.nn.Module) -> torch.nn.Module:
@@ -164,6 +152,7 @@ def test_direct_crop_uses_theta_as_the_crop(exported, runtime):
     assert calls == [False, True, True, True]
 
 
+@pytest.mark.slow
 def test_run_crop_reads_the_crop_at_the_image_resolution(tmp_path):
     """A small crop of an image twice the input's size is read at twice the input's resolution: the same run as
     on the whole image at that size, mapped back to model-input pixels; at the input's size, the same as `run`."""
@@ -202,6 +191,7 @@ def test_run_crop_reads_the_crop_at_the_image_resolution(tmp_path):
     assert np.allclose(crop["points_2d"] * 2, whole["points_2d"][0], atol=1e-3)
 
 
+@pytest.mark.slow
 def test_mirrored_runs_are_symmetric(tmp_path):
     """`mirror` averages a crop's run with its mirror image's (mirrored queries): the result is the mean of the
     two runs, and flipping the image left to right flips the result exactly, whatever the network's own bias."""
@@ -241,8 +231,8 @@ def test_search_modes(exported, monkeypatch):
     for size in [first - 1] + more:
         searched_on += [size, 1]  # a batch, then the refinement of the face its runs and the earlier ones agree on
     searched_on = searched_on[1:]
-    monkeypatch.setattr(session, "SURE_OVERLAP", 0.0)
-    monkeypatch.setattr(session, "SURE_CONFIDENCE", 0.0)  # every start is sure
+    monkeypatch.setattr(search, "SURE_OVERLAP", 0.0)
+    monkeypatch.setattr(search, "SURE_CONFIDENCE", 0.0)  # every start is sure
     assert model.predict(image, search="always", refine=1, mirror=False).searched
     assert batches == [first, 1]  # the search's first batch, then its refinement
     batches.clear()
@@ -252,8 +242,8 @@ def test_search_modes(exported, monkeypatch):
     # every tier in turn); confident but its refinement elsewhere (the refinement, then the search)
     for sure, overlap, expected in ((0.0, 0.0, [1, 1]), (1.1, 0.0, [1] + searched_on),
                                     (0.0, 1.1, [1, 1] + searched_on)):
-        monkeypatch.setattr(session, "SURE_CONFIDENCE", sure)
-        monkeypatch.setattr(session, "SURE_OVERLAP", overlap)
+        monkeypatch.setattr(search, "SURE_CONFIDENCE", sure)
+        monkeypatch.setattr(search, "SURE_OVERLAP", overlap)
         batches.clear()
         face = model.predict(image, search="auto", refine=1, mirror=False)
         assert batches == expected and face.searched == (len(expected) > 2), (sure, overlap)
@@ -262,8 +252,8 @@ def test_search_modes(exported, monkeypatch):
     with pytest.raises(ValueError, match="prior_theta must be a finite"):
         model.predict(image, prior_theta=np.full((2, 3), np.nan))
     square = np.array([[0.0, 0.0], [10.0, 10.0]])
-    assert session._box_overlap(square, square) == 1.0 and session._box_overlap(square, square + 20) == 0.0
-    assert session._box_overlap(square, square + [5, 0]) == pytest.approx(50 / 150)
+    assert search._box_overlap(square, square) == 1.0 and search._box_overlap(square, square + 20) == 0.0
+    assert search._box_overlap(square, square + [5, 0]) == pytest.approx(50 / 150)
 
 
 
@@ -276,14 +266,16 @@ def test_refinements_stop_when_the_crop_is_steady(exported, monkeypatch):
     monkeypatch.setattr(model, "_run_graph",
                         lambda *args, direct, **kw: runs.append(direct) or original(*args, direct=direct, **kw))
     for steady, expected in ((0.0, [False, True]), (1.1, [False, True, True, True])):
-        monkeypatch.setattr(session, "STEADY_CROP_OVERLAP", steady)  # 0: every crop is steady; 1.1: none is
+        monkeypatch.setattr(search, "STEADY_CROP_OVERLAP", steady)  # 0: every crop is steady; 1.1: none is
         runs.clear()
         model.predict(image, search="never", refine=3, mirror=False)
         assert runs == expected, steady
     square = np.array([[0.5, 0, 0], [0, 0.5, 0]])
-    assert session._crop_overlap(square, square) == pytest.approx(1.0)
-    assert session._crop_overlap(square, square + [[0, 0, 0.5], [0, 0, 0]]) == pytest.approx(1 / 3)
+    assert search._crop_overlap(square, square) == pytest.approx(1.0)
+    assert search._crop_overlap(square, square + [[0, 0, 0.5], [0, 0, 0]]) == pytest.approx(1 / 3)
 
+
+@pytest.mark.slow
 def test_export_cli_from_checkpoint(tmp_path):
     model = small_untrained()
     ckpt = tmp_path / "ckpt.pt"
@@ -298,10 +290,10 @@ def test_export_cli_from_checkpoint(tmp_path):
     torch.save({"model": model.state_dict(), "rng": rng_state(),
                 "config": {"model": {**SMALL, "variant": "full"}, "data": {"image_size": 96, "crop_scale": 1.5}}},
                ckpt)
-    assert main([str(ckpt), str(out)]) == 0
+    assert main([str(ckpt), str(out), "--overwrite"]) == 0
     assert LandmarkModel(out).input_hw == (96, 96) and LandmarkModel(out).crop_scale == 1.5
     torch.save({"model": model.state_dict(), "model_config": {**SMALL, "note": "extra keys are ignored"}}, ckpt)
-    assert main([str(ckpt), str(out)]) == 0
+    assert main([str(ckpt), str(out), "--overwrite"]) == 0
     assert LandmarkModel(out).config["hidden"] == 64 and LandmarkModel(out).input_hw == (256, 256)
     torch.save({"weights": {}}, tmp_path / "bad.pt")
     assert main([str(tmp_path / "bad.pt"), str(tmp_path / "bad.onnx")]) == 2
@@ -428,6 +420,7 @@ def test_predict_accepts_gray_and_16bit_arrays(runtime):
     assert np.allclose(deep.landmarks_2d, ref, atol=1e-3)
 
 
+@pytest.mark.slow
 def test_model_without_3d_head(tmp_path):
     path = export_model(small_untrained("stn_2d"), tmp_path / "flat.onnx", INPUT_HW)
     model = LandmarkModel(path)
@@ -675,7 +668,7 @@ def test_tracker_follows_a_moving_face_with_little_lag():
 
 
 def test_search_priors_and_consensus():
-    from core.runtime.session import _consensus, full_frame_theta, search_priors
+    from core.runtime.search import _consensus, full_frame_theta, search_priors
 
     halves, larger = search_priors((256, 256))
     assert [len(halves), len(larger)] == [10, 9]

@@ -11,18 +11,12 @@ import pytest
 from scipy.optimize import lsq_linear
 
 from core import geometry
-from core.facemodel import ict_to_arkit_name, load_facemodel
+from core.arkit import ICT_EXPRESSION_NAMES
 from core.layouts import Layout, load_layout
-from core.solve import (ARKIT52_FROM_ICT, ARKIT52_NAMES, ICT_EXPRESSION_NAMES, ShotQP, bounded_lsq, layout_basis,
-                        solve_box_qp, solve_expressions, solve_identity, solve_shot, to_arkit52)
+from core.solve import layout_basis, solve_expressions, solve_identity, solve_shot
 
 NOISE_CM = 0.05
 MODES = 40
-
-
-@pytest.fixture(scope="module")
-def model():
-    return load_facemodel()
 
 
 @pytest.fixture(scope="module")
@@ -75,24 +69,7 @@ def test_layout_basis_matches_mesh(model, basis68):
     assert model.expression_names == ICT_EXPRESSION_NAMES == basis68.expression_names
 
 
-# --- the bounded least-squares machinery against scipy --------------------------------------------------------
-
-
-def test_bounded_lsq_matches_scipy():
-    rng = np.random.default_rng(2)
-    for trial in range(40):
-        m, n = int(rng.integers(5, 80)), int(rng.integers(2, 40))
-        A = rng.normal(size=(m, n)) * rng.uniform(0.01, 3, n)   # badly scaled columns
-        if trial % 4 == 0:
-            A[:, 0] = A[:, 1] * 1.0001                           # nearly collinear
-        b = rng.normal(size=m) * 3
-        lower = np.where(rng.random(n) < 0.2, -np.inf, -rng.random(n))
-        upper = np.where(rng.random(n) < 0.2, np.inf, rng.random(n))
-        x = bounded_lsq(A, b, lower, upper)
-        reference = lsq_linear(A, b, bounds=(lower, upper), method="bvls", tol=1e-14).x
-        cost = lambda v: float(np.sum((A @ v - b) ** 2))
-        assert np.all(x >= lower) and np.all(x <= upper)
-        assert cost(x) <= cost(reference) + 1e-4 * max(1.0, cost(reference)), (trial, m, n)
+# --- the joint shot QP against scipy --------------------------------------------------------------------------
 
 
 def _scipy_shot(basis, points, modes, ridge, sparsity, smoothing, regularisation, active):
@@ -128,6 +105,7 @@ def _scipy_shot(basis, points, modes, ridge, sparsity, smoothing, regularisation
     return x[F * K:], W
 
 
+@pytest.mark.slow
 def test_joint_shot_solve_matches_scipy(basis68):
     """The joint identity + smoothed bounded expression QP reaches scipy's optimum of the same objective."""
     _, _, points = synthetic_shot(basis68, frames=6, seed=3, noise=0.1)
@@ -140,23 +118,6 @@ def test_joint_shot_solve_matches_scipy(basis68):
     assert ours <= reference + 1e-4 * max(1.0, abs(reference))
     assert abs(ours - solved.objective) < 1e-8 * max(1.0, abs(ours))  # the reported J is the real one
     np.testing.assert_allclose(solved.expressions, W, atol=2e-3)
-
-
-def test_projected_newton_alone_matches_active_set_path():
-    """The globally convergent fallback (projected Newton) reaches the same optimum without the fast path."""
-    rng = np.random.default_rng(4)
-    F, K, G = 12, 9, 3
-    B = rng.normal(size=(K, 20))
-    block = B @ B.T / 20 + 1e-3 * np.eye(K)
-    qp = ShotQP(block=block, block_diag=np.full((F, K), 0.2), coupling=np.full(F - 1, -0.1),
-                linear=rng.normal(size=(F, K)), cross=0.1 * rng.normal(size=(K, G)),
-                shared=np.eye(G) * F, linear_shared=rng.normal(size=G))
-    W1, a1, info1 = solve_box_qp(qp, 0.0, 1.0)
-    W2, a2, info2 = solve_box_qp(qp, 0.0, 1.0, max_active_set_steps=0)
-    assert info1.converged and info2.converged
-    assert abs(info1.objective - info2.objective) < 1e-9 * max(1.0, abs(info1.objective))
-    np.testing.assert_allclose(W1, W2, atol=1e-6)
-    np.testing.assert_allclose(a1, a2, atol=1e-6)
 
 
 # --- accuracy on synthetic shots ------------------------------------------------------------------------------
@@ -218,6 +179,7 @@ def test_rigid_drift_is_aligned_away(basis68):
     assert np.isfinite(R_model).all() and np.isfinite(t_model).all()
 
 
+@pytest.mark.slow
 def test_dense_layout_is_more_accurate(basis68, basis_dense):
     mae68, maed, shape68, shaped = [], [], [], []
     for seed in (0, 1, 2):
@@ -325,44 +287,10 @@ def test_unobservable_shapes_are_pinned(model, basis68):
     assert np.all(solved.expressions[:, solved.pinned] == 0)
 
 
-# --- ARKit names ----------------------------------------------------------------------------------------------
-
-
-def test_to_arkit52_names_and_mapping():
-    assert len(ARKIT52_NAMES) == len(set(ARKIT52_NAMES)) == 52
-    assert ARKIT52_NAMES[:3] == ("eyeBlinkLeft", "eyeLookDownLeft", "eyeLookInLeft")
-    assert ARKIT52_NAMES[14:18] == ("jawForward", "jawLeft", "jawRight", "jawOpen")
-    assert ARKIT52_NAMES[-1] == "tongueOut"
-    dropped = {"PupilDilate_L", "PupilDilate_R", "cheekRaiser_L", "cheekRaiser_R"}
-    split = {"browInnerUp_L", "browInnerUp_R", "cheekPuff_L", "cheekPuff_R"}
-    direct = {ict_to_arkit_name(n) for n in ICT_EXPRESSION_NAMES if n not in dropped | split}
-    assert set(ARKIT52_NAMES) == direct | {"browInnerUp", "cheekPuff", "tongueOut"}
-
-    rng = np.random.default_rng(11)
-    w = rng.uniform(0, 1, (4, 57))
-    w[3] = np.nan
-    arkit = to_arkit52(w)
-    for k, name in enumerate(ARKIT52_NAMES):
-        sources = [ICT_EXPRESSION_NAMES.index(n) for n in ARKIT52_FROM_ICT[name]]
-        expected = w[:3, sources].mean(1) if sources else np.zeros(3)
-        np.testing.assert_allclose(arkit[:3, k], expected, err_msg=name)
-    assert np.isnan(arkit[3]).all()
-    i, j = ICT_EXPRESSION_NAMES.index("browInnerUp_L"), ICT_EXPRESSION_NAMES.index("browInnerUp_R")
-    one_sided = np.zeros(57)
-    one_sided[i] = 0.8
-    assert to_arkit52(one_sided)[ARKIT52_NAMES.index("browInnerUp")] == pytest.approx(0.4)
-    assert to_arkit52(one_sided, combine="max")[ARKIT52_NAMES.index("browInnerUp")] == pytest.approx(0.8)
-    assert ARKIT52_FROM_ICT["browInnerUp"] == (ICT_EXPRESSION_NAMES[i], ICT_EXPRESSION_NAMES[j])
-    # The ICT-only shapes have no effect; tongueOut is always 0.
-    only_dropped = np.zeros(57)
-    only_dropped[[ICT_EXPRESSION_NAMES.index(n) for n in dropped]] = 1.0
-    assert not to_arkit52(only_dropped).any()
-    assert ARKIT52_FROM_ICT["eyeBlinkLeft"] == ("eyeBlink_L",)
-
-
 # --- speed ----------------------------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_runtime_300_frames(basis68):
     _, weights, points = synthetic_shot(basis68, frames=300, seed=12, active=30)
 

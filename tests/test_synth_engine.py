@@ -40,6 +40,7 @@ def test_truth_for_any_layout(engine):
         assert np.allclose(again, truth.points_2d, atol=1e-3)
 
 
+@pytest.mark.slow
 def test_visibility_follows_yaw(engine):
     """Turned far to one side, the head hides its far jaw and not its near jaw."""
     hidden_far, visible_near = [], []
@@ -86,6 +87,7 @@ def test_styles_differ_where_datasets_disagree(engine):
     assert style_points(get_style("wflw"), verts, K, R, t, model).shape == (98, 2)
 
 
+@pytest.mark.slow
 def test_sequence_roundtrip(engine, tmp_path):
     frames = render_sequence(engine, 0, 6, "static")
     video = write_sequence(frames, tmp_path, "clip")
@@ -156,6 +158,7 @@ def test_cli_reports_a_bad_shard_clearly(tmp_path, caplog):
     assert "5/4" in caplog.text and "0..3" in caplog.text
 
 
+@pytest.mark.slow
 def test_shards_partition_the_dataset(tmp_path):
     for k in range(2):
         assert synth_main(["generate", "--out", str(tmp_path), "--num", "5", "--shard", f"{k}/2", "--size", "64"]) == 0

@@ -13,6 +13,7 @@ import torch
 import yaml
 
 import dataset_fixtures as fx
+from model_fixtures import SMALL
 from core.layouts import SEMANTICS
 from core.model import MODEL_VARIANTS, create_model, stn
 from training import train as train_mod
@@ -39,7 +40,7 @@ def small_config(run_dir: Path, synth_root: Path, variant: str = "full", **secti
     """A few seconds of training: 64 px crop, batch 4, logging every step, no bar."""
     config = {
         "run_dir": str(run_dir),
-        "model": {"variant": variant, "crop_size": 64, "stn_input": 32, "hidden": 64},
+        "model": {"variant": variant, **SMALL},
         "data": {"train": f"synthetic:root={synth_root},limit=5,style=canonical", "image_size": 128,
                  "queries_per_image": 96, "negatives": 0.0, "augment": False, "num_workers": 0,
                  "val_fraction": 0.2},
@@ -254,6 +255,7 @@ def test_losses_masks_and_terms(synth_root: Path) -> None:
 
 # ---------------------------------------------------------------------------------------------- training
 
+@pytest.mark.slow
 @pytest.mark.parametrize("variant", sorted(MODEL_VARIANTS))
 def test_training_reduces_the_loss(synth_root: Path, tmp_path: Path, variant: str) -> None:
     run_dir = train(small_config(tmp_path / variant, synth_root, variant))
@@ -266,6 +268,7 @@ def test_training_reduces_the_loss(synth_root: Path, tmp_path: Path, variant: st
     assert saved["model"]["variant"] == variant and (run_dir / "last.pt").is_file()
 
 
+@pytest.mark.slow
 def test_resume_after_a_stop_matches_an_uninterrupted_run(synth_root: Path, tmp_path: Path) -> None:
     # Augmentation, negatives and the style mix on: every random choice must replay identically.
     sections = {"data": {"train": f"synthetic:root={synth_root},style=mix", "augment": True, "negatives": 0.3},
@@ -283,6 +286,7 @@ def test_resume_after_a_stop_matches_an_uninterrupted_run(synth_root: Path, tmp_
     assert [r["step"] for r in read_metrics(tmp_path / "part")] == list(range(1, 11))
 
 
+@pytest.mark.slow
 def test_resume_after_a_kill_keeps_one_metrics_row_per_step(synth_root: Path, tmp_path: Path) -> None:
     config = small_config(tmp_path / "run", synth_root, optim={"steps": 6})
     train({**config, "stop_at_step": 3})
@@ -292,6 +296,7 @@ def test_resume_after_a_kill_keeps_one_metrics_row_per_step(synth_root: Path, tm
     assert [r["step"] for r in read_metrics(tmp_path / "run")] == list(range(1, 7))
 
 
+@pytest.mark.slow
 def test_default_model_recipe_trains_and_starts_from_other_weights(synth_root: Path, tmp_path: Path) -> None:
     """Teacher crops, a two-pass STN with its box guide, the 2D residual and `init_weights` together."""
     sections = {"model": {"stn_iterations": 2, "refine_2d": True},
@@ -388,6 +393,7 @@ def test_dataset_letterbox_moves_targets_with_the_camera(synth_root, monkeypatch
     assert moved >= 3
 
 
+@pytest.mark.slow
 def test_training_only_the_stn_leaves_the_rest_unchanged(synth_root: Path, tmp_path: Path) -> None:
     sections = {"model": {"stn_iterations": 2}, "data": {"teacher_crops": 1.0}, "optim": {"steps": 3,
                 "trainable": ["stn"]}, "loss": {"use_3d_supervision": True, "stn_box": 2.0}}
@@ -427,7 +433,7 @@ def test_train_finder_trains_the_finder_alone_and_writes_a_whole_model(tmp_path,
     from training.evaluate import load_checkpoint
     from training.train_finder import main as train_finder_main
 
-    model_config = {"variant": "full", "crop_size": 64, "stn_input": 32, "hidden": 64}
+    model_config = {"variant": "full", **SMALL}
     init = create_model(model_config)
     torch.save({"model": init.state_dict(), "config": {"model": model_config, "data": {"crop_scale": 1.3}}},
                tmp_path / "init.pt")

@@ -74,7 +74,7 @@ def layout_arrays(name: str) -> tuple[np.ndarray, np.ndarray]:
 
 @functools.lru_cache(maxsize=1)
 def background_bank():
-    from training.synth.appearance import BackgroundBank
+    from training.synth.backgrounds import BackgroundBank
 
     return BackgroundBank()
 

@@ -1,13 +1,13 @@
 """Export a trained detector (or an untrained variant) to the ONNX file the torch-free runtime loads.
 
-    python -m training.export CHECKPOINT_OR_VARIANT OUT.onnx [--image-size H W]
+    python -m training.export CHECKPOINT_OR_VARIANT OUT.onnx [--image-size H W] [--weights OUT.pt] [--overwrite]
 
 CHECKPOINT is a torch file holding a dict with the weights under "model" (or "state_dict") and the model config
 under "model_config" or "config": {"model": {...}}; a bare variant name (`full`, `stn_3d`, ...) exports an
 untrained model, for tests and benchmarks. The ONNX file carries metadata (read back by core.runtime.session):
 
-    producer        "infinite_landmarks"
-    format_version  METADATA_FORMAT_VERSION
+    producer        core.onnx_contract.PRODUCER
+    format_version  core.onnx_contract.FORMAT_VERSION
     model_config    JSON of the ModelConfig fields
     semantics       JSON {name: style id} (core.layouts.SEMANTICS)
     image_size      JSON [H, W]: the frame size the runtime resizes (keep aspect, pad) every image to
@@ -15,7 +15,9 @@ untrained model, for tests and benchmarks. The ONNX file carries metadata (read 
                     the runtime's crops around known landmarks (refinement, tracking) use it
     source          what was exported (checkpoint path or variant name)
 
-After export the torch model and onnxruntime are compared on random frames with 68 and 2000 queries.
+After export the torch model and onnxruntime are compared on random frames with 68 and 2000 queries. An existing
+OUT.onnx (or --weights file) is replaced only with --overwrite, and never the checkpoint itself (checked before the
+work: exit 2).
 """
 from __future__ import annotations
 
@@ -34,15 +36,14 @@ import torch.nn.functional as F
 
 from core.layouts import SEMANTICS
 from core.model import MODEL_VARIANTS, LandmarkDetector, ModelConfig, create_model, export_onnx
-from core.model.detector import DIRECT_CROP_INPUT, DIRECT_CROP_PIXELS_INPUT, FIND_FACE_INPUT, onnx_io_names
 from core.model.stn import full_frame_theta, sample_crop, theta_from_box
-from core.outputs import atomic_path
+from core.onnx_contract import (DIRECT_CROP_INPUT, DIRECT_CROP_PIXELS_INPUT, FIND_FACE_INPUT, FORMAT_VERSION, PRODUCER,
+                                onnx_io_names)
+from core.outputs import OutputError, OutputPlan, atomic_path
 from training.checkpoints import CheckpointError, load_checkpoint_file
 
 log = logging.getLogger(__name__)
 
-PRODUCER = "infinite_landmarks"
-METADATA_FORMAT_VERSION = 3  # 2: direct runs take their crop's pixels (graph input `crop`); 3: `find_face`
 DEFAULT_IMAGE_SIZE = (256, 256)
 MAX_ONNX_MB = 30.0
 # px: float32 rounding of a trained model reaches ~2e-2 px on 2000 queries; anything visible is >0.1
@@ -131,7 +132,7 @@ def load_model(source: str | Path, allow_pickle: bool = False) -> LoadedModel:
 
 def metadata(model: LandmarkDetector, image_hw: tuple[int, int], source: str, crop_scale: float | None = None
              ) -> dict[str, str]:
-    props = {"producer": PRODUCER, "format_version": str(METADATA_FORMAT_VERSION),
+    props = {"producer": PRODUCER, "format_version": str(FORMAT_VERSION),
              "model_config": json.dumps(dataclasses.asdict(model.config), sort_keys=True),
              "semantics": json.dumps(SEMANTICS), "image_size": json.dumps([int(image_hw[0]), int(image_hw[1])]),
              "source": source}
@@ -210,6 +211,15 @@ def save_weights(source: str | Path, out: str | Path) -> Path:
     return out
 
 
+def check_outputs(source: str, out: str, weights: str | None, overwrite: bool) -> None:
+    """Refuse, before any work, an output that exists (unless `overwrite`), is the input checkpoint, or cannot be
+    created: an OutputError naming the file (core.outputs.OutputPlan, as every command does)."""
+    plan = OutputPlan([source] if Path(source).is_file() else [], overwrite)
+    plan.file(out, "OUT.onnx")
+    if weights:
+        plan.file(weights, "--weights")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("source", help="checkpoint file, or a model variant name for an untrained model")
@@ -221,16 +231,19 @@ def main(argv: list[str] | None = None) -> int:
                                                                "(no optimizer state): the torch model that ships")
     parser.add_argument("--allow-pickle", action="store_true",
                         help="read a checkpoint holding pickled objects (runs code from it: trusted files only)")
+    parser.add_argument("--overwrite", action="store_true",
+                        help="replace OUT.onnx and the --weights file when they exist (never the checkpoint)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(message)s")
     torch.set_num_threads(min(2, torch.get_num_threads()))
     try:
+        check_outputs(args.source, args.out, args.weights, args.overwrite)
         if args.weights:
             print(f"wrote {save_weights(args.source, args.weights)}")
         model, source, trained_hw, crop_scale = load_model(args.source, args.allow_pickle)
         image_hw = tuple(args.image_size) if args.image_size else (trained_hw or DEFAULT_IMAGE_SIZE)
         path = export_model(model, args.out, image_hw, source, crop_scale)
-    except (ExportError, CheckpointError) as exc:
+    except (ExportError, CheckpointError, OutputError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     params = sum(p.numel() for p in model.parameters())

@@ -1,13 +1,14 @@
 """Real-face benchmark, one command: our models and the peers in the same run, on AFLW2000-3D dev and 300-W val.
 
     python -m bench.realfaces [--model assets/models/default.onnx] [--model other.onnx ...] [--limit N]
-                              [--out docs/benchmarks_real] [--doc docs/benchmarks.md]
+                              [--out docs/benchmarks_real] [--doc docs/benchmarks.md] [--overwrite]
 
 writes into --out: report.md (the tables), ced_<set>.png, results.json (summaries and per-face scores) and
 overlay_real_faces.png (research-only photographs: kept out of git by the .gitignore written beside it). With
 --doc the report's section also goes into that markdown file, in place of its earlier version. `--limit N`: the
 first N faces of each set (AFLW2000: the first N of ../shared/tools/realface_check.py). The peers run through
-.venv-peers (`bash scripts/setup_peers.sh`); without it the report covers our models only and says so.
+.venv-peers (`bash scripts/setup_peers.sh`); without it the report covers our models only and says so. A non-empty
+--out folder or an existing --doc file is refused before any work unless --overwrite is given.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ from pathlib import Path
 
 from bench.realfaces import inputs, report, runs
 from bench.realfaces.scoring import score_set, summarize
+from core.outputs import OVERWRITE_FLAG, OutputError, OutputPlan, write_text
 from core.paths import ASSETS_DIR, REPO_DIR
 
 log = logging.getLogger("bench.realfaces")
@@ -30,7 +32,7 @@ def benchmark(models: list[Path], limit: int | None, out_dir: Path, doc: Path | 
               aflw_root: Path = inputs.AFLW2000_DEV, w300_root: Path = inputs.W300_TRAIN,
               command: str = "python -m bench.realfaces") -> Path:
     """Run everything and write the report (module docstring); returns report.md's path. `command`: how the
-    report says it was made."""
+    report says it was made. The caller checks `out_dir` and `doc` first (`main`)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     sets = [inputs.aflw2000_dev(limit, aflw_root), inputs.w300_val(limit, w300_root)]
     loaded = [(s, inputs.load_images(s.faces)) for s in sets]
@@ -71,8 +73,8 @@ def benchmark(models: list[Path], limit: int | None, out_dir: Path, doc: Path | 
     shown = [Path(os.path.relpath(p.resolve(), REPO_DIR)) if p.resolve().is_relative_to(REPO_DIR) else p
              for p in models]
     report_path = out_dir / "report.md"
-    report_path.write_text("\n".join(report.section(command, shown, sets, methods, summaries, versions, ".", ceds,
-                                                    overlay)) + "\n")
+    write_text(report_path, "\n".join(report.section(command, shown, sets, methods, summaries, versions, ".", ceds,
+                                                     overlay)) + "\n")
     if doc is not None:
         rel = os.path.relpath(out_dir.resolve(), doc.resolve().parent)
         report.update_section(doc, report.section(command, shown, sets, methods, summaries, versions, rel, ceds,
@@ -91,14 +93,25 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=REPO_DIR / "docs" / "benchmarks_real",
                         help="folder for report.md, the CED plots, results.json and the (gitignored) overlay sheet")
     parser.add_argument("--doc", type=Path, default=None,
-                        help="also put the report's section into this markdown file (e.g. docs/benchmarks.md)")
+                        help="also put the report's section into this markdown file (e.g. docs/benchmarks.md), in "
+                             "place of its earlier version; an existing file needs --overwrite")
     parser.add_argument("--aflw-root", type=Path, default=inputs.AFLW2000_DEV)
     parser.add_argument("--w300-root", type=Path, default=inputs.W300_TRAIN)
+    parser.add_argument(OVERWRITE_FLAG, action="store_true",
+                        help="write into an existing, non-empty --out folder and replace the section in an existing "
+                             "--doc file; needed to rerun into docs/benchmarks_real and docs/benchmarks.md")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     models = args.model or [ASSETS_DIR / "models" / "default.onnx"]
+    plan = OutputPlan([*models, args.aflw_root, args.w300_root], args.overwrite)
+    try:
+        out_dir = plan.folder(args.out, "--out")
+        doc = plan.file(args.doc, "--doc") if args.doc is not None else None
+    except OutputError as exc:
+        log.error("%s", exc)
+        return 2
     command = "python -m bench.realfaces " + " ".join(shlex.quote(a) for a in (sys.argv[1:] if argv is None else argv))
-    benchmark(models, args.limit, args.out, args.doc, args.aflw_root, args.w300_root, command.strip())
+    benchmark(models, args.limit, out_dir, doc, args.aflw_root, args.w300_root, command.strip())
     return 0
 
 

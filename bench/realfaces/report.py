@@ -16,10 +16,11 @@ from typing import Any
 import cv2
 import numpy as np
 
-from bench.benchmark import panel, write_png
+from bench.benchmark.report import panel
 from bench.realfaces.inputs import FaceSet
 from bench.realfaces.runs import Method
 from bench.realfaces.scoring import THRESHOLD, YAW_BINS, FaceScore
+from core.outputs import atomic_path, write_image, write_text
 from core.overlay import contact_sheet
 from training import metrics
 
@@ -69,10 +70,12 @@ def set_tables(face_set: FaceSet, methods: list[Method], summaries: dict[str, di
 
 def plot_ced(face_set: FaceSet, methods: list[Method], scores: dict[str, list[FaceScore]], out_dir: Path) -> Path:
     """CED of NME_io over all images (a miss is NME_io = inf), one curve per method."""
-    return metrics.plot_ced({m.label: np.array([s.nme_io for s in scores[m.key]]) for m in methods},
-                            out_dir / f"ced_{face_set.key}.png", THRESHOLD,
-                            title=f"{face_set.title} (n={len(face_set.faces)}), misses = failures",
-                            xlabel="NME_io (outer eye corners)")
+    path = out_dir / f"ced_{face_set.key}.png"
+    with atomic_path(path) as tmp:
+        metrics.plot_ced({m.label: np.array([s.nme_io for s in scores[m.key]]) for m in methods}, tmp, THRESHOLD,
+                         title=f"{face_set.title} (n={len(face_set.faces)}), misses = failures",
+                         xlabel="NME_io (outer eye corners)")
+    return path
 
 
 # --- overlay sheet ------------------------------------------------------------------------------------------------
@@ -126,10 +129,10 @@ def overlay_sheet(sets: list[tuple[FaceSet, list[np.ndarray]]], methods: dict[st
     if not tiles:
         return None
     columns = per_face * (2 if len(tiles) > per_face else 1)
-    write_png(path, contact_sheet(tiles, columns=columns, tile_size=TILE))
+    write_image(path, contact_sheet(tiles, columns=columns, tile_size=TILE))
     log.info("wrote %s (%d faces; gitignored)", path, len(tiles) // per_face)
-    (path.parent / ".gitignore").write_text(f"# research-only photographs (../shared/realfaces): never commit\n"
-                                            f"{path.name}\n")
+    write_text(path.parent / ".gitignore", f"# research-only photographs (../shared/realfaces): never commit\n"
+                                           f"{path.name}\n")
     return path
 
 
@@ -196,7 +199,7 @@ def update_section(doc: Path, lines: list[str]) -> None:
         new = old[:bounds[0]] + lines + old[bounds[1]:]
     else:
         new = old + ([""] if old and old[-1] else []) + lines
-    doc.write_text("\n".join(new).rstrip("\n") + "\n")
+    write_text(doc, "\n".join(new).rstrip("\n") + "\n")
 
 
 def kept_section(doc: Path, title: str = SECTION_TITLE) -> list[str]:
@@ -225,6 +228,5 @@ def write_results(path: Path, sets: list[FaceSet], methods: dict[str, list[Metho
                         for f, s in zip(face_set.faces, scores[face_set.key][m.key])]
             out[face_set.key][m.key] = {"label": m.label, "semantics": m.semantics,
                                         "summary": summaries[face_set.key][m.key], "faces": per_face}
-    path.write_text(json.dumps(out, separators=(",", ":")))
-    return path
+    return write_text(path, json.dumps(out, separators=(",", ":")))
 

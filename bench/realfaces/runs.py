@@ -2,8 +2,8 @@
 
 - Ours: `core.predict.Runner` (the code behind `python -m core.predict`, so the entries are the command's JSON,
   rounding included), one onnxruntime thread, on the pixels `inputs.load_images` decoded.
-- The peers: bench/peers.py in .venv-peers through `bench.benchmark.run_peers` (scripts/setup_peers.sh), on the
-  very same pixels (saved as .npy; one task per image size, IMAGE running mode: every image on its own).
+- The peers: bench/peers.py in .venv-peers through `bench.benchmark.runs.run_peers` (scripts/setup_peers.sh), on
+  the very same pixels (saved as .npy; one task per image size, IMAGE running mode: every image on its own).
   MediaPipe's pose is the rotation of its facial transformation matrix, which maps its canonical face (x to
   the subject's left, y up, z out of the face, as our canonical space) into a GL camera (y up, looking down -z):
   R = diag(1, -1, -1) R_mp in OpenCV's camera. No alignment is fitted (bench.benchmark fits one on synthetic
@@ -22,7 +22,8 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from bench.benchmark import GL_TO_CV, LABELS, PEERS, project_to_rotation, run_peers
+from bench.benchmark.runs import LABELS, PEERS, run_peers
+from bench.benchmark.scoring import GL_TO_CV, project_to_rotation
 from bench.realfaces.inputs import FaceSet
 
 log = logging.getLogger("bench.realfaces")

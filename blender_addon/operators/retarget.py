@@ -1,12 +1,11 @@
-"""Auto-map, mapping rows, and Drive / Bake retargeting: thin glue around `core.retarget` and `scene.retarget`."""
+"""Auto-map, mapping rows, and Drive / Bake retargeting: thin glue around `core.arkit` and `scene.retarget`."""
 from __future__ import annotations
 
 
 import bpy
 from bpy.props import BoolProperty
 
-from core.retarget import match_shape_keys
-from core.solve import ARKIT52_NAMES
+from core.arkit import ARKIT52_NAMES, match_shape_keys
 
 from .. import strings
 from .base import report_unexpected

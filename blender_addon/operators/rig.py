@@ -28,7 +28,7 @@ class IL_OT_build_rig(bpy.types.Operator):
     def execute(self, context: bpy.types.Context) -> set[str]:
         clip = active_clip(context)
         try:
-            rig = scene_rig.build_rig(context.scene, clip, tracking.shot_results(clip), rig_settings(context.scene))
+            rig = scene_rig.build_rig(context.scene, clip, tracking.load_results(clip), rig_settings(context.scene))
         except ValueError as exc:  # no tracking, no face, bad settings: the message says which
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}

@@ -1,11 +1,14 @@
-"""Track operator (modal, chunked) and Clear Tracking: thin glue around tracking.py.
+"""Track operator (modal, chunked) and Clear Tracking: thin glue around core.runtime.track and tracking.py.
 
-The operator reads the scene's settings, runs a tracking.TrackJob a few frames per timer tick, and on finish or
-Esc stores what was tracked on the clip (and the markers, if asked). The CLI runs the same TrackJob in a loop.
+The operator reads the scene's settings, runs a core.runtime.track.TrackJob a few frames per timer tick, and on
+finish or Esc stores what was tracked on the clip (and the markers, if asked). The CLI runs the same TrackJob in a
+loop.
 """
 from __future__ import annotations
 
 import bpy
+
+from core.runtime.track import TrackingError, TrackJob
 
 from .. import strings, tracking
 from ..preferences import addon_preferences
@@ -52,9 +55,9 @@ class IL_OT_track(ModalJobOperator):
         if not settings.layout:
             raise JobError(strings.ERR_NO_CUSTOM_LAYOUT)
         try:
-            self._job = tracking.TrackJob(tracking.clip_footage_path(clip), settings,
-                                          first_frame=tracking.clip_first_frame(clip), fps=clip.fps)
-        except tracking.TrackingError as exc:
+            self._job = TrackJob(tracking.clip_footage_path(clip), settings,
+                                 first_frame=tracking.clip_first_frame(clip), fps=clip.fps)
+        except TrackingError as exc:
             raise JobError(str(exc)) from exc
         # Remember the clip by name and file: a pointer kept across ticks could dangle if the user deletes the clip,
         # and after loading another file a clip of the same name may be a different one.
@@ -70,7 +73,7 @@ class IL_OT_track(ModalJobOperator):
     def job_step(self, context: bpy.types.Context) -> bool:
         try:
             done = self._job.step(FRAMES_PER_TICK)
-        except tracking.TrackingError as exc:
+        except TrackingError as exc:
             raise JobError(str(exc)) from exc
         props = scene_settings(context.scene)
         props.progress = self._job.progress

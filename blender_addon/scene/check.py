@@ -29,7 +29,7 @@ def render_check(scene: bpy.types.Scene, clip: bpy.types.MovieClip, frame: int, 
     results = tracking.load_results(clip)
     if results is None:
         raise ValueError(f"clip {clip.name} has no tracking results")
-    index = results.index_of(frame)
+    index = results.row(frame)
     footage = tracking.clip_footage_path(clip)
     image = next(f for i, f in enumerate(open_frames(footage)) if i == (index if index is not None else 0))
 

@@ -4,7 +4,7 @@ object or a bone.
 `retarget(rig, target_object, mapping, head_target, bake)` is what the operators and the batch CLI call.
 
 - Shape keys: `mapping` pairs ARKit names (the rig's shape keys) with the target's shape-key names
-  (`core.retarget.match_shape_keys` proposes one). Several ARKit names may feed one target key (summed).
+  (`core.arkit.match_shape_keys` proposes one). Several ARKit names may feed one target key (summed).
   Live (`bake=False`): a driver per target key reads the rig's shape keys (rebuilding the rig replaces them:
   retarget again afterwards; the dangling drivers are replaced). Baked: the weights are written as keys into an
   action `IL_<clip>_<target>` on the target's Key, which survives rebuilding the rig.

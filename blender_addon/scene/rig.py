@@ -31,11 +31,12 @@ import bpy
 import mathutils
 import numpy as np
 
+from core.arkit import ARKIT52_FROM_ICT, ARKIT52_NAMES, to_arkit52
 from core.facemodel import FaceModel, load_facemodel
 from core.geometry import CANONICAL_TO_BLENDER, focal_px_to_mm
-from core.retarget import ShotResults, camera_world_matrices, head_world_matrices, robust_focal
-from core.solve import (ARKIT52_FROM_ICT, ARKIT52_NAMES, DEFAULT_IDENTITY_MODES, DEFAULT_SMOOTHING, ShotSolve,
-                        solve_shot, to_arkit52)
+from core.retarget import camera_world_matrices, head_world_matrices, robust_focal
+from core.shot import Shot
+from core.solve import DEFAULT_IDENTITY_MODES, DEFAULT_SMOOTHING, ShotSolve, solve_shot
 
 from .. import strings
 from . import keyframes
@@ -258,7 +259,7 @@ def principal_point_shift(cx: float, cy: float, width: int, height: int) -> tupl
     return (width / 2 - cx) / size, (cy - height / 2) / size
 
 
-def _build_camera(clip: bpy.types.MovieClip, results: ShotResults, rows: np.ndarray, settings: RigSettings,
+def _build_camera(clip: bpy.types.MovieClip, results: Shot, rows: np.ndarray, settings: RigSettings,
                   clip_name: str) -> tuple[bpy.types.Object, float]:
     width, height = results.width, results.height
     focals = results.K[:, 0, 0]
@@ -283,11 +284,11 @@ def _build_camera(clip: bpy.types.MovieClip, results: ShotResults, rows: np.ndar
     if settings.animated_focal:
         keyframes.assign_new_action(data, f"IL_{clip_name}_rig_lens", {OWNER_PROP: clip_name, ROLE_PROP: ROLE_RIG})
         lens = [focal_px_to_mm(f, width, settings.sensor_width_mm) for f in focals[rows]]
-        keyframes.key_channels(data, "lens", results.frames[rows], np.asarray(lens)[:, None])
+        keyframes.key_channels(data, "lens", results.scene_frames[rows], np.asarray(lens)[:, None])
     return camera, focal_px
 
 
-def solve_results(results: ShotResults, settings: RigSettings) -> ShotSolve:
+def solve_results(results: Shot, settings: RigSettings) -> ShotSolve:
     """Identity and per-frame expressions of the shot from its predicted 3D landmarks (core.solve)."""
     return solve_shot(results.landmarks_3d, results.layout, valid=results.usable,
                       num_modes=settings.identity_modes, smoothing=settings.smoothing)
@@ -297,7 +298,7 @@ def solve_results(results: ShotResults, settings: RigSettings) -> ShotSolve:
 # The entry point
 
 
-def build_rig(scene: bpy.types.Scene | bpy.types.Context, clip: bpy.types.MovieClip, results: ShotResults,
+def build_rig(scene: bpy.types.Scene | bpy.types.Context, clip: bpy.types.MovieClip, results: Shot,
               settings: RigSettings | Any | None = None) -> RigObjects:
     """Build (or rebuild) the rig of `clip` from its tracking `results` (see the module docstring)."""
     scene = getattr(scene, "scene", scene)  # a context is accepted too
@@ -327,7 +328,7 @@ def build_rig(scene: bpy.types.Scene | bpy.types.Context, clip: bpy.types.MovieC
     add_shape_keys(head, model)
 
     # Pose: the camera sees the head as (R, t) on every frame with a face (moved with the solve's alignment).
-    frames = results.frames[rows]
+    frames = results.scene_frames[rows]
     R, t = solved.model_pose(results.R, results.t)
     if settings.pose_mode == "HEAD":
         camera_matrix, head_matrices = head_world_matrices(R[rows], t[rows])
@@ -349,7 +350,7 @@ def build_rig(scene: bpy.types.Scene | bpy.types.Context, clip: bpy.types.MovieC
     scene.render.resolution_x, scene.render.resolution_y = results.width, results.height
     scene.render.resolution_percentage = 100
     scene.render.pixel_aspect_x = scene.render.pixel_aspect_y = 1.0
-    scene.frame_start, scene.frame_end = int(results.frames.min()), int(results.frames.max())
+    scene.frame_start, scene.frame_end = int(results.scene_frames.min()), int(results.scene_frames.max())
     scene.camera = camera
     scene.active_clip = clip
     return RigObjects(clip_name=clip_name, collection=collection, camera=camera, head=head, frames=frames,

@@ -39,7 +39,7 @@ def create_backbone(name: str, **kwargs) -> nn.Module:
 
 
 class Normalize(nn.Module):
-    """ImageNet normalisation; also switches to channels_last, which makes the convolutions ~1.6x faster on CPU."""
+    """ImageNet normalisation; also switches to channels_last, which makes the convolutions faster on CPU."""
 
     def __init__(self) -> None:
         super().__init__()

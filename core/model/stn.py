@@ -348,9 +348,8 @@ class SpatialTransformer(nn.Module):
             raise ValueError("stn wide view is for similarity crops (its scale is shifted), not with affine")
         self.input_size = input_size
         self.wide_view = wide_view
-        # Added to the trained stage-7 STN without training, a bias of -1 made most astronaut frames sure and kept
-        # as many plain renders found, but moved some large faces' crops (a sweep of 0 to -2; docs/default_model_run,
-        # stage 10, not shipped): a gate that tells those apart has to be learnt.
+        # Added to a trained STN without training, a fixed bias helps small faces but moves some large faces' crops
+        # (docs/default_model_run, stage 10, not shipped): a gate that tells those apart has to be learnt.
         self.wide_bias = nn.Parameter(torch.tensor(WIDE_VIEW_BIAS)) if wide_view else None
         self.affine = affine
         self.iterations = iterations
@@ -375,11 +374,11 @@ class SpatialTransformer(nn.Module):
 
         `find_face` (a bool scalar, for the ONNX export): true when every row's prior is the whole frame, so that
         the last crop is the finder's for all of them; the export then skips the STN's passes behind an If on it
-        (detector._branch_on_find_face). The same result as without it when it is true only in that case."""
+        (onnx_export._branch_on_find_face). The same result as without it when it is true only in that case."""
         if prior is None:
             prior = full_frame_theta(image.shape[0], image_size(image), image)
         # Views are sampled from the frame reduced once by k (anti-aliasing for the coarse full-frame view), not
-        # sampled k times finer and pooled per pass: 4x fewer bilinear samples per pass, ~0.9 ms of a 6 ms run.
+        # sampled k times finer and pooled per pass: far fewer bilinear samples per pass (docs/measurements.md).
         # A Python int: an ONNX export keeps the factor of the frame size it was traced with.
         k = supersample_factor(int(max(image.shape[-2:])), self.input_size)
         reduced = F.avg_pool2d(image, k, ceil_mode=True) if k > 1 else image

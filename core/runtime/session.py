@@ -3,10 +3,11 @@
     model = LandmarkModel()                             # assets/models/default.onnx, or LandmarkModel("m.onnx")
     face = model.predict(image_rgb, layout="ibug68")    # FaceResult; face.found when confidence >= threshold
 
-The graph's inputs and outputs are core.model.detector.onnx_io_names'. Every image is fitted (resize keeping the
-aspect ratio, centred padding) to the export size stored in the file's metadata (see images.fit_to_input), and
-the outputs are mapped back to the original image's pixels; K is the same camera for the original image. Runs on a
-known crop (refinements, tracking) read it at up to the image's own resolution instead (`LandmarkModel.run_crop`).
+The graph's input and output names, producer and format version are core.onnx_contract's. Every image is fitted
+(resize keeping the aspect ratio, centred padding) to the export size stored in the file's metadata (see
+images.fit_to_input), and the outputs are mapped back to the original image's pixels; K is the same camera for the
+original image. Runs on a known crop (refinements, tracking) read it at up to the image's own resolution instead
+(`LandmarkModel.run_crop`). Without a prior, which runs `predict` makes and keeps is core.runtime.search's.
 No torch here: this module runs inside Blender with numpy, onnxruntime and OpenCV.
 """
 from __future__ import annotations
@@ -20,22 +21,17 @@ from typing import Any
 import numpy as np
 
 from ..layouts import SEMANTICS, Layout, load_layout
+from ..onnx_contract import (CAMERA_OUTPUTS, DIRECT_CROP_INPUT, DIRECT_CROP_PIXELS_INPUT, FIND_FACE_INPUT,
+                             FORMAT_VERSION, PRODUCER, REQUIRED_INPUTS, REQUIRED_OUTPUTS)
 from ..paths import ASSETS_DIR
 from .images import ImageFit, fit_geometry, render_fit, sample_crop, to_rgb_uint8
+from .search import MAX_REFINEMENTS, SEARCH_MODES, find_face, full_frame_theta
 
 log = logging.getLogger(__name__)
 
 DEFAULT_MODEL_PATH = ASSETS_DIR / "models" / "default.onnx"
 DEFAULT_INPUT_HW = (256, 256)
 DEFAULT_THRESHOLD = 0.5
-PRODUCER = "infinite_landmarks"
-FORMAT_VERSION = 3  # training.export.METADATA_FORMAT_VERSION that this runtime reads (2: `crop`, 3: `find_face`)
-REQUIRED_INPUTS = ("image", "queries", "theta")
-REQUIRED_OUTPUTS = ("points_2d", "theta_out", "confidence")
-CAMERA_OUTPUTS = ("points_3d", "K", "R", "t", "visibility")
-DIRECT_CROP_INPUT = "direct_crop"  # core.model.detector.DIRECT_CROP_INPUT: theta is the crop, not the STN's
-DIRECT_CROP_PIXELS_INPUT = "crop"  # core.model.detector.DIRECT_CROP_PIXELS_INPUT: that crop's pixels, sampled here
-FIND_FACE_INPUT = "find_face"  # core.model.detector.FIND_FACE_INPUT: every row starts from the whole frame
 
 
 class ModelNotFoundError(FileNotFoundError):
@@ -44,53 +40,6 @@ class ModelNotFoundError(FileNotFoundError):
 
 class ModelLoadError(RuntimeError):
     """A file that is not a usable detector ONNX model."""
-
-
-def full_frame_theta(input_hw: tuple[int, int]) -> np.ndarray:
-    """(1, 2, 3) float32 theta of the square crop of side max(H, W) centred on the frame (stn.full_frame_theta)."""
-    h, w = input_hw
-    side = max(h, w)
-    return np.array([[[side / w, 0.0, 0.0], [0.0, side / h, 0.0]]], np.float32)
-
-
-# Where `predict` starts the STN without a prior: the full frame, and grids of crops over the image's part of the
-# input (not its padding). Run once from the full frame, the STN (or a model's face finder) can settle on a
-# face-like distractor (a round badge), or miss a face a few pixels wide; from a crop near the face it converges.
-# Starting points that agree on a face win (see _consensus). The tiers run in turn, each only when the faces found
-# so far are not sure: (crop side over the input's longer side, largest step between crops over their side), at
-# most 3 crops along an axis. On a square frame both are 3x3 grids; on a 4:3 or 16:9 frame fewer half-side crops
-# cover the image (3x2, 3x1). Against 3x3 grids over the whole input: the 60 astronaut speed frames 9.7 -> 7.2
-# starts per image, 200 held-out renders pasted into 1280x720 frames (bench.face_finding --frame 720 1280) 10.5 ->
-# 5.0 with as many faces found (71.5% -> 72.5%). A third tier of quarter-side crops found no more faces, and
-# running the top row of half-side crops first (faces are often high in a frame) lost 1% of the scenes' faces.
-SEARCH_TIERS = ((0.5, 0.75), (0.75, 0.25))
-SEARCH_GRID_MAX = 3
-
-
-def _grid_centres(lo: float, hi: float, side: float, step: float) -> np.ndarray:
-    """Centres of up to SEARCH_GRID_MAX crops of `side` spread over [lo, hi] (one axis), at most `step` * side
-    apart; one crop in the middle when the extent is under 1.25 sides."""
-    extent = hi - lo
-    if extent - side < 0.25 * side:
-        return np.array([(lo + hi) / 2])
-    count = min(SEARCH_GRID_MAX, int(np.ceil((extent - side) / (step * side))) + 1)
-    return np.linspace(lo + side / 2, hi - side / 2, count)
-
-
-def search_priors(input_hw: tuple[int, int], fit: ImageFit | None = None) -> list[np.ndarray]:
-    """The search's batches of STN starting crops (K, 2, 3) float32 in model-input space: the full frame with the
-    first tier's crops, then one batch per further tier. `fit`: where the image lies in the input (None: all of it)."""
-    h, w = input_hw
-    x0, y0 = (0.0, 0.0) if fit is None else fit.offset
-    x1, y1 = (w, h) if fit is None else (x0 + fit.scale * fit.original_hw[1], y0 + fit.scale * fit.original_hw[0])
-    batches = []
-    for frac, step in SEARCH_TIERS:
-        side = frac * max(h, w)
-        priors = [np.array([[side / w, 0, 2 * cx / w - 1], [0, side / h, 2 * cy / h - 1]], np.float32)
-                  for cy in _grid_centres(y0, y1, side, step) for cx in _grid_centres(x0, x1, side, step)]
-        batches.append(np.stack(priors))
-    batches[0] = np.concatenate([full_frame_theta(input_hw), batches[0]])
-    return batches
 
 
 # The next frame's crop (and a refinement's) is the box of this frame's landmarks scaled by the training crop's
@@ -120,52 +69,6 @@ def crop_zoom(theta: np.ndarray, fit: ImageFit, crop_size: int, max_zoom: int = 
     side = float(np.sqrt(abs(np.linalg.det(theta[:, :2])) * w * h))  # px of the model input (a square's side)
     wanted = crop_size / max(side, 1e-6)
     return int(max(1, min(np.floor(wanted + 0.5), np.floor(1 / fit.scale + 0.5), max_zoom)))
-
-
-SEARCH_MODES = ("auto", "always", "never")
-# "auto" keeps the full-frame start when it and its refinement are both confident and frame the same face. On
-# held-out synthetic images (stage 7 at 6,000 steps, 150 images) it searched 15% of them, and its mean error was
-# no worse than always searching (0.46 vs 0.48 inter-ocular).
-SURE_CONFIDENCE = 0.8
-SURE_OVERLAP = 0.5
-# A refinement's crop comes from the last run's landmarks; another refinement follows while that crop still moves
-# (overlap under this with the crop the last run saw), up to MAX_REFINEMENTS. On 150 held-out renders a second one
-# ran on 43% and found 79.3% of the faces against 76.0% (median error 5.9% of the face box against 6.0%); in them
-# pasted into 1280x720 frames on 65%, 74.7% against 71.3% (5.8% against 6.8%). The Grace Hopper speed frames'
-# crops overlap by 0.89-0.95: a portrait takes one.
-STEADY_CROP_OVERLAP = 0.85
-MAX_REFINEMENTS = 2
-
-
-def _box_overlap(a: np.ndarray, b: np.ndarray) -> float:
-    """Intersection over union of the bounding boxes of two point sets (N, 2)."""
-    lo, hi = np.maximum(a.min(0), b.min(0)), np.minimum(a.max(0), b.max(0))
-    inter = float(np.prod(np.clip(hi - lo, 0, None)))
-    union = float(np.prod(np.ptp(a, 0)) + np.prod(np.ptp(b, 0))) - inter
-    return inter / union if union > 0 else 0.0
-
-
-def _crop_overlap(a: np.ndarray, b: np.ndarray) -> float:
-    """Intersection over union of the boxes of two crops' (2, 3) corners (normalised input coordinates)."""
-    corners = np.array([[-1, -1, 1], [1, -1, 1], [-1, 1, 1], [1, 1, 1]], np.float64)
-    return _box_overlap(corners @ np.asarray(a, np.float64).T, corners @ np.asarray(b, np.float64).T)
-
-
-def _is_sure(first: dict[str, np.ndarray], refined: dict[str, np.ndarray]) -> bool:
-    """Whether a start (the full frame, or the search's first batch) found its face: the start's run and its
-    refinement both confident, and their landmarks on the same face."""
-    points = first["points_2d"], refined["points_2d"]
-    return (min(float(first["confidence"]), float(refined["confidence"])) >= SURE_CONFIDENCE
-            and all(np.isfinite(p).all() for p in points) and _box_overlap(*points) >= SURE_OVERLAP)
-
-
-def _consensus(points_2d: np.ndarray, confidence: np.ndarray) -> int:
-    """Index of the run whose face most other runs found too (confidence-weighted votes), times its confidence."""
-    centres = points_2d.mean(1)
-    sizes = (points_2d.max(1) - points_2d.min(1)).max(-1)
-    close = np.linalg.norm(centres[:, None] - centres[None], axis=-1) < 0.25 * sizes[:, None]
-    votes = close.astype(np.float64) @ confidence
-    return int(np.argmax(votes * confidence))
 
 
 @dataclass
@@ -312,7 +215,7 @@ class LandmarkModel:
         if DIRECT_CROP_PIXELS_INPUT in self.input_names:
             feed[DIRECT_CROP_PIXELS_INPUT] = crop if crop is not None else \
                 self._zeros_like((batch, 3, self.crop_size, self.crop_size))
-        # Bound inputs are read in place; session.run copies each one first (~1 ms for run_crop's zoomed frames).
+        # Bound inputs are read in place; session.run copies each one first (costly for run_crop's zoomed frames).
         binding = self.session.io_binding()
         for name in self.input_names:
             binding.bind_cpu_input(name, np.ascontiguousarray(feed[name]))
@@ -364,8 +267,7 @@ class LandmarkModel:
         face, so it is asked for the mirrored queries (canonical x -> -x; the canonical face is symmetric about
         x = 0): the mirror face's point at -x is the image of the face's point at x. Its points come back
         through theta, so they are already in this image's pixels. Averaging the two halves the network's
-        left-right biases and some of its noise (warped real photos, raw tracking: jitter 1.79 -> 1.19% and
-        1.39 -> 0.92%, measured with the graph's own crop sampling). The 3D outputs (points_3d, K, R, t) stay
+        left-right biases and some of its noise (less jitter on warped real photos: docs/measurements.md). The 3D outputs (points_3d, K, R, t) stay
         those of the direct run: the mirrored run's camera has a reflection in it.
         """
         flip = np.array([-1.0, 1.0, 1.0], np.float32)
@@ -387,17 +289,16 @@ class LandmarkModel:
         `prior_theta` (2, 3): the previous frame's `FaceResult.theta` (same image size), the crop around its
         landmarks; one run, on that crop as is. Without it the STN finds the face, then up to `refine` more runs
         each look at the crop around the last run's landmarks, the second and later ones only while that crop still
-        moves (`STEADY_CROP_OVERLAP`). Where the STN starts (`search`):
+        moves (`search.STEADY_CROP_OVERLAP`). Where the STN starts (`search`, see `search.find_face`):
         - "never": from the full frame only (it can settle on a face-like distractor);
-        - "always": from several crops (`search_priors`), keeping the face most of them agree on: the full frame
-          and up to nine half-side crops in one batch, then larger crops when that face is not sure;
-        - "auto": from the full frame, and "always" when that face is not sure (`_is_sure`): the search's
-          accuracy at about the cost of "never" on most images.
+        - "always": from several crops (`search.search_priors`), keeping the face most of them agree on: the full
+          frame and up to nine half-side crops in one batch, then larger crops when that face is not sure;
+        - "auto": from the full frame, and "always" when that face is not sure: the search's accuracy at about the
+          cost of "never" on most images.
         The crops around landmarks are used as is (`direct_crops`): they frame the face as the detector's training
-        crops did, and on held-out synthetic images the refinement's median error falls by a third that way.
+        crops did, and on held-out synthetic images the refinement's error is lower that way (docs/measurements.md).
         `mirror`: each run on a known crop (the prior, refinements) also runs mirrored, averaged (`run_crop`):
-        more accurate (500 held-out synthetic images: AUC@0.1 0.121 -> 0.137, median NME 11.6 -> 11.0%) for one
-        more run per refinement (about 4 ms on one core). Off by default, so that one image costs about what
+        more accurate (docs/benchmarks.md, mirrored rows) for one more run per refinement. Off by default, so that one image costs about what
         MediaPipe's does (bench.benchmark).
         """
         if search not in SEARCH_MODES:
@@ -422,55 +323,15 @@ class LandmarkModel:
                 fitted.append(render_fit(image, fit.scale, fit.offset, (0, 0, self.input_hw[1], self.input_hw[0])))
             return self.run(fitted[0], queries, normals, style_id, priors, direct=direct)
 
-        def run_once(prior: np.ndarray | None) -> dict[str, np.ndarray]:
-            if prior is not None and self.direct_crops:
-                return self.run_crop(image, fit, queries, normals, style_id, prior, mirror=mirror)
-            return {name: value[0] for name, value in stn_runs(prior, direct=prior is not None).items()}
+        def crop_run(theta: np.ndarray) -> dict[str, np.ndarray]:
+            if self.direct_crops:
+                return self.run_crop(image, fit, queries, normals, style_id, theta, mirror=mirror)
+            return {name: value[0] for name, value in stn_runs(theta, direct=True).items()}
 
-        def refined(out: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-            last_prior = None
-            for _ in range(refine):
-                prior = self._landmark_crop(out)
-                if prior is None:
-                    break
-                if last_prior is not None and _crop_overlap(last_prior, prior) >= STEADY_CROP_OVERLAP:
-                    break  # the crop stopped moving
-                out, last_prior = run_once(prior), prior
-            return out
-
-        def agreed(runs: dict[str, np.ndarray]) -> tuple[dict[str, np.ndarray], dict[str, np.ndarray]]:
-            best = {name: value[_consensus(runs["points_2d"], runs["confidence"])] for name, value in runs.items()}
-            return best, refined(best)
-
-        def searched(full_frame_run: dict[str, np.ndarray] | None = None) -> dict[str, np.ndarray]:
-            """The search; `full_frame_run`: the full-frame start's run when it was made already (not run again)."""
-            runs: dict[str, np.ndarray] = {}
-            for batch in search_priors(self.input_hw, fit):
-                if not runs and full_frame_run is not None:  # the first batch starts with the full frame
-                    batch_runs = stn_runs(batch[1:])
-                    batch_runs = {name: np.concatenate([full_frame_run[name][None], value])
-                                  for name, value in batch_runs.items()}
-                else:
-                    batch_runs = stn_runs(batch)
-                runs = {name: np.concatenate([runs[name], value]) if runs else value
-                        for name, value in batch_runs.items()}
-                best, out = agreed(runs)
-                if _is_sure(best, out):
-                    break
-            return out
-
-        did_search = prior_theta is None and search == "always"
         if prior_theta is not None:
-            out = run_once(prior_theta)
-        elif search == "always":
-            out = searched()
+            out, did_search = crop_run(prior_theta), False
         else:
-            first = run_once(None)
-            # A start below SURE_CONFIDENCE is unsure whatever its refinement finds: search without refining it.
-            unsure = search == "auto" and float(first["confidence"]) < SURE_CONFIDENCE
-            out = first if unsure else refined(first)
-            if search == "auto" and (unsure or not _is_sure(first, out)):
-                out, did_search = searched(first), True
+            out, did_search = find_face(stn_runs, crop_run, self._landmark_crop, self.input_hw, fit, search, refine)
         return self._result(out, fit, len(queries), did_search)
 
     def _landmark_crop(self, out: dict[str, np.ndarray]) -> np.ndarray | None:

@@ -77,12 +77,11 @@ class OneEuroFilter:
 class Smoothing:
     """One Euro settings for the tracker, with time in seconds and motion in face sizes (module doc)."""
 
-    # The shape's: tuned on simulated jitter of 0.5-3 % of the face size at 30 fps (3-5x less jitter on a still
-    # face). The motion's: chosen on clips rendered for tuning only (`training.synth sequence --seed 11`, static
+    # The shape's: tuned on simulated jitter of a few percent of the face size at 30 fps. The motion's: chosen on clips rendered for tuning only (`training.synth sequence --seed 11`, static
     # ones with --seed 12) and on stills under bench.benchmark's smooth warp (scikit-image's "camera" photo and
     # three training renders, none of them benchmark images). Its speed estimate must follow the head within a
-    # few frames (rigid_d_cutoff): at 0.5 Hz the cutoff rose late and the filter's lag alone made 1.8% of the
-    # inter-ocular distance of "jitter" on the benchmark's warped astronaut, more than the network's own noise.
+    # few frames (rigid_d_cutoff): with a low cutoff there the filter's own lag showed as "jitter" on the benchmark's
+    # warped astronaut, more than the network's own noise (docs/measurements.md).
     min_cutoff: float = 0.3     # Hz: the cutoff for a still face
     beta: float = 2.0           # the cutoff rises by beta Hz per face size per second of motion
     d_cutoff: float = 0.5       # Hz, for the speed estimate
@@ -158,9 +157,8 @@ def smooth_clip(faces: Sequence[FaceResult], times: Sequence[float], smoothing: 
 
     The tracker's filters are causal, so a moving face is followed a little late. With the whole clip at hand,
     each run of consecutive frames with a face is filtered forwards and backwards in time and the two are
-    averaged: their lags cancel (a zero-phase filter) and the noise is filtered twice. In bench.benchmark,
-    against the tracker's own output: jitter on the warped astronaut 1.27 -> 0.89%, on Grace Hopper 0.99 ->
-    0.79%, and lower on all four synthetic clips; the demo clip's NME 0.068 -> 0.059. Frames without a face are returned as
+    averaged: their lags cancel (a zero-phase filter) and the noise is filtered twice: less jitter and a lower
+    clip error than the causal tracker (docs/measurements.md, docs/benchmarks.md). Frames without a face are returned as
     they are; `theta` (the next frame's crop while tracking) is kept.
     """
     if len(faces) != len(times):
@@ -236,7 +234,7 @@ class FaceTracker:
         if self._smoother is not None:
             face = self._smoother(face, self.timestamp(self.frame_index) if timestamp is None else timestamp)
             # The next frame's crop comes from the smoothed landmarks too: a steadier crop, steadier landmarks
-            # (static synthetic clips: jitter 0.58 -> 0.52% of the inter-ocular distance; moving: 2.27 -> 2.03%).
+            # (less jitter on static and moving synthetic clips: docs/measurements.md).
             face = dataclasses.replace(face, theta=landmark_prior(
                 fit_geometry(frame_hw, self.model.input_hw).to_input(face.landmarks_2d), self.model.input_hw,
                 self.model.crop_scale))

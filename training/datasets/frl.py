@@ -19,7 +19,7 @@ this reading better than with pixel centres at integers (the check is in assets/
 The `frl` layout (assets/layouts/frl.json) holds the template points that lie on the canonical face surface;
 each point's name starts with its template index ("18: outside corner of left eye"), and the reader returns
 exactly those points, in the layout's order. In FRL names left and right are the image's (the subject's right
-and left). `training.build_layouts frl` places the points from these photos.
+and left). `tools.build_layouts frl` places the points from these photos.
 """
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ def parse_tem_template_lines(path: str | Path) -> list[list[int]]:
 def frl_layout_indices(layout_path: Path = LAYOUTS_DIR / f"{FRL}.json") -> list[int]:
     """The FRL template index of each point of the `frl` layout, from its point names ("NN: name")."""
     if not layout_path.is_file():
-        raise FileNotFoundError(f"{layout_path} does not exist: build it with `python -m training.build_layouts frl`")
+        raise FileNotFoundError(f"{layout_path} does not exist: build it with `python -m tools.build_layouts frl`")
     names = json.loads(layout_path.read_text()).get("names", [])
     try:
         return [int(name.split(":", 1)[0]) for name in names]

@@ -1,1 +1,2 @@
-"""Synthetic data engine: sampling, appearance, accessories, rendering, annotation styles, sequences, CLI."""
+"""Synthetic data engine: scene sampling, appearance (albedo textures), accessories, backgrounds, noise fields,
+rendering, camera effects, annotation styles, sequences, CLI."""

@@ -15,6 +15,7 @@ from core import geometry
 from core.facemodel import FaceModel, load_facemodel
 from core.layouts import load_layout
 from training.synth import accessories, appearance, effects
+from training.synth.backgrounds import BackgroundBank
 from training.synth.parts import MeshPart
 from training.synth.renderer import DrawItem, Renderer
 from training.synth.sample import Sample
@@ -87,7 +88,7 @@ class SyntheticEngine:
         self.config = config or EngineConfig()
         self.model = model or load_facemodel()
         self.renderer = Renderer(self.config.width, self.config.height, self.config.supersample)
-        self.backgrounds = appearance.BackgroundBank()
+        self.backgrounds = BackgroundBank()
         self._meshes = _material_meshes(str(self.model.path))
         self._skins: dict[int, tuple[appearance.SkinParams, dict[str, np.ndarray]]] = {}
 
