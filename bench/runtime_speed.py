@@ -4,7 +4,8 @@ visibility, 3D points, pose and intrinsics in the frame's pixels (core.runtime.L
     python -m bench.runtime_speed [--model PATH] [--repeats 50] [--width 640 --height 480]
 
 Uses assets/models/default.onnx when it exists, else exports an untrained `full` model to a temporary file.
-Reports the median over repeats for 68 and 2000 points with 1 and 2 onnxruntime threads, and the share spent
+The frame is a portrait (Grace Hopper, centred); a noise frame without a face is timed too (every search start
+runs). Reports the median over repeats for 68 and 2000 points with 1 and 2 onnxruntime threads, and the share spent
 fitting the frame to the model input. Targets: < 10 ms (68 points), < 15 ms (2000 points). Then the rig solve
 (core.solve.solve_shot, with its rigid alignment) of a 300-frame shot of 68 points: target < 3 s.
 """
@@ -50,9 +51,26 @@ def timings_ms(fn, repeats: int, warmup: int = 5) -> tuple[float, float]:  # noq
     return 1000 * float(np.median(times)), 1000 * float(np.min(times))
 
 
+def face_frame(width: int, height: int) -> np.ndarray:
+    """Grace Hopper's portrait (matplotlib's sample data) scaled and padded to width x height: a frame with a face,
+    so `predict` finds it at once. A frame without one (noise) costs the whole search instead: see `no face`."""
+    import cv2
+
+    from bench.benchmark.inputs import read_rgb, real_photos
+
+    photo = read_rgb(real_photos()["grace_hopper"])
+    scale = min(width / photo.shape[1], height / photo.shape[0])
+    photo = cv2.resize(photo, (round(photo.shape[1] * scale), round(photo.shape[0] * scale)),
+                       interpolation=cv2.INTER_AREA)
+    frame = np.zeros((height, width, 3), np.uint8)
+    y, x = (height - photo.shape[0]) // 2, (width - photo.shape[1]) // 2
+    frame[y:y + photo.shape[0], x:x + photo.shape[1]] = photo
+    return frame
+
+
 def bench(model_path: Path, width: int, height: int, repeats: int) -> None:
-    rng = np.random.default_rng(0)
-    frame = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
+    frame = face_frame(width, height)
+    noise = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
     for threads in (1, 2):
         model = LandmarkModel(model_path, threads=threads)
         fitted, _ = fit_to_input(frame, model.input_hw)
@@ -66,6 +84,9 @@ def bench(model_path: Path, width: int, height: int, repeats: int) -> None:
             print(f"{threads} thread{'s' if threads > 1 else ' '} {points:5d} points: {ms:6.2f} ms/frame median, "
                   f"{best:6.2f} best (network {net_ms:.2f}, fit {fit_ms:.2f})  target < {TARGET_MS[points]:.0f} ms  "
                   f"{status}")
+        no_face_ms, _ = timings_ms(lambda: model.predict(noise, layout_with(68)), max(3, repeats // 5))
+        print(f"{threads} thread{'s' if threads > 1 else ' '}    68 points, no face (noise: the whole search): "
+              f"{no_face_ms:6.2f} ms/frame median")
 
 
 def bench_solve(frames: int = 300) -> None:
