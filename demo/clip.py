@@ -24,7 +24,8 @@ def render_sample_clip(out: Path, frames: int, size: int) -> tuple[Path, Path]:
     video, truth = sample_clip_paths(out)
     if not (video.is_file() and truth.is_file() and _clip_matches(truth, frames, size)):
         subprocess.run([sys.executable, "-m", "training.synth", "sequence", "--out", str(out), "--num", "1",
-                        "--frames", str(frames), "--kind", "moving", "--seed", str(SAMPLE_SEED), "--size", str(size)],
+                        "--frames", str(frames), "--kind", "moving", "--seed", str(SAMPLE_SEED), "--size", str(size),
+                        "--overwrite"],  # the demo's own clip, for another frame count or size
                        check=True, cwd=REPO_DIR)
     return video, truth
 

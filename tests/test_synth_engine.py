@@ -163,3 +163,24 @@ def test_shards_partition_the_dataset(tmp_path):
     for k in range(2):
         assert synth_main(["generate", "--out", str(tmp_path), "--num", "5", "--shard", f"{k}/2", "--size", "64"]) == 0
     assert sorted(p.stem for p in tmp_path.glob("*.npz")) == [f"sample_{i:07d}" for i in range(5)]
+
+
+def test_sheet_and_sequence_keep_existing_files_unless_overwrite(tmp_path, caplog):
+    sheet = tmp_path / "sheet.png"
+    sheet.write_bytes(b"a user's picture")
+    args = ["sheet", "--out", str(sheet), "--num", "1", "--size", "64", "--supersample", "1"]
+    assert synth_main(args) == 2
+    assert "sheet.png already exists" in caplog.text and sheet.read_bytes() == b"a user's picture"
+    assert synth_main([*args, "--overwrite"]) == 0 and sheet.read_bytes()[:4] == b"\x89PNG"
+
+    clips = tmp_path / "clips"
+    clips.mkdir()
+    (clips / "static_0_001.npz").write_bytes(b"kept")  # the second clip's name: refused before the first renders
+    args = ["sequence", "--out", str(clips), "--num", "2", "--frames", "2", "--kind", "static", "--size", "64",
+            "--supersample", "1"]
+    assert synth_main(args) == 2
+    assert sorted(p.name for p in clips.iterdir()) == ["static_0_001.npz"]
+    assert (clips / "static_0_001.npz").read_bytes() == b"kept"
+    assert synth_main([*args, "--overwrite"]) == 0
+    assert sorted(p.name for p in clips.iterdir()) == ["static_0_000.mp4", "static_0_000.npz", "static_0_001.mp4",
+                                                       "static_0_001.npz"]

@@ -20,6 +20,8 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from core.outputs import OutputError, OutputPlan, write_image
+
 log = logging.getLogger("training.synth")
 
 
@@ -65,12 +67,11 @@ def cmd_generate(args) -> None:
 
 
 def cmd_sheet(args) -> None:
-    import cv2
-
     from core.layouts import load_layout
     from core.overlay import contact_sheet, draw_landmarks
     from training.synth.styles import get_style, style_points
 
+    sheet_path = OutputPlan(overwrite=args.overwrite).file(args.out, "--out")  # before the rendering
     engine = _engine(args)
     style = get_style(args.style)
     layout = load_layout(style.layout)
@@ -82,18 +83,22 @@ def cmd_sheet(args) -> None:
         points = style_points(style, verts, sample.K, sample.R, sample.t, engine.model)
         tiles.append(draw_landmarks(sample.image, points, truth.visibility, layout.contours, radius=1))
     sheet = contact_sheet(tiles, columns=int(np.ceil(np.sqrt(args.num))))
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    cv2.imwrite(str(args.out), cv2.cvtColor(sheet, cv2.COLOR_RGB2BGR))
+    write_image(sheet_path, sheet)
     log.info("wrote %s (%d samples, style %s: green visible, red hidden)", args.out, args.num, style.name)
 
 
 def cmd_sequence(args) -> None:
     from training.synth.sequences import render_sequence, write_sequence
 
+    plan = OutputPlan(overwrite=args.overwrite)
+    names = [f"{args.kind}_{args.seed}_{i:03d}" for i in range(args.num)]
+    for name in names:  # every clip's files checked before the first is rendered
+        for suffix in (".mp4", ".npz"):
+            plan.file(Path(args.out) / f"{name}{suffix}", "--out")
     engine = _engine(args)
-    for i in range(args.num):
+    for i, name in enumerate(names):
         frames = render_sequence(engine, i, args.frames, args.kind)
-        path = write_sequence(frames, Path(args.out), f"{args.kind}_{args.seed}_{i:03d}")
+        path = write_sequence(frames, Path(args.out), name)
         log.info("wrote %s (%d frames)", path, len(frames))
 
 
@@ -132,12 +137,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", default="docs/images/synth_contact_sheet.png")
     p.add_argument("--num", type=int, default=64)
     p.add_argument("--style", default="canonical", help="annotation style to draw (canonical, ibug2d, aflw3d, wflw)")
+    p.add_argument("--overwrite", action="store_true", help="replace an existing --out file")
     p.set_defaults(func=cmd_sheet)
     p = sub.add_parser("sequence", parents=[common], help="video clips with per-frame ground truth")
     p.add_argument("--out", required=True)
     p.add_argument("--num", type=int, default=1)
     p.add_argument("--frames", type=int, default=90)
     p.add_argument("--kind", choices=["moving", "static"], default="moving")
+    p.add_argument("--overwrite", action="store_true", help="replace clips of the same names already in --out")
     p.set_defaults(func=cmd_sequence)
     p = sub.add_parser("bench", parents=[common], help="print rendering throughput")
     p.add_argument("--num", type=int, default=100)
@@ -146,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
     try:
         args.func(args)
-    except (ValueError, FileNotFoundError) as exc:
+    except (ValueError, FileNotFoundError, OutputError) as exc:
         log.error("%s", exc)
         return 2
     return 0

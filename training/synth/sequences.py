@@ -15,6 +15,7 @@ import numpy as np
 from tqdm import tqdm
 
 from core import geometry
+from core.outputs import atomic_path
 from training.synth.sample import Sample
 from training.synth.sampling import SceneParams, sample_expression, sample_scene
 from training.synth.scene import SyntheticEngine, head_center
@@ -83,23 +84,28 @@ def write_sequence(frames: list[Sample], out_dir: Path, name: str, fps: int = 30
     """Write `name.mp4` (H.264 via imageio-ffmpeg) and `name.npz`; returns the video path."""
     import imageio_ffmpeg
 
-    out_dir.mkdir(parents=True, exist_ok=True)
     video_path = out_dir / f"{name}.mp4"
     h, w = frames[0].image.shape[:2]
-    writer = imageio_ffmpeg.write_frames(str(video_path), (w, h), fps=fps, quality=8, macro_block_size=1,
-                                         pix_fmt_out="yuv420p", output_params=["-loglevel", "error"])
-    writer.send(None)
-    for f in frames:
-        writer.send(np.ascontiguousarray(f.image))
-    writer.close()
-    np.savez_compressed(out_dir / f"{name}.npz", identity=frames[0].identity,
+    with atomic_path(video_path) as tmp:  # a failure leaves no half-written clip
+        writer = imageio_ffmpeg.write_frames(str(tmp), (w, h), fps=fps, quality=8, macro_block_size=1,
+                                             pix_fmt_out="yuv420p", output_params=["-loglevel", "error"])
+        writer.send(None)
+        for f in frames:
+            writer.send(np.ascontiguousarray(f.image))
+        writer.close()
+    with atomic_path(out_dir / f"{name}.npz") as tmp:
+        _save_truth(tmp, frames, fps)
+    return video_path
+
+
+def _save_truth(path: Path, frames: list[Sample], fps: int) -> None:
+    np.savez_compressed(path, identity=frames[0].identity,
                         expression=np.stack([f.expression for f in frames]), K=np.stack([f.K for f in frames]),
                         R=np.stack([f.R for f in frames]), t=np.stack([f.t for f in frames]),
                         depth=np.stack([f.depth for f in frames]).astype(np.float16),
                         part_id=np.stack([f.part_id for f in frames]),
                         head_depth=np.stack([f.head_depth for f in frames]).astype(np.float16), occluder_ids=np.array(frames[0].occluder_ids),
                         fps=fps)
-    return video_path
 
 
 # The arrays of a clip's npz that `load_sequence` reads (`fps` is read by those who need it).
