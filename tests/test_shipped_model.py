@@ -37,6 +37,7 @@ def test_a_grey_square_or_disc_on_black_is_not_a_face(model) -> None:
         assert not face.found, face.confidence
 
 
+@pytest.mark.slow
 def test_flat_shapes_are_rarely_a_face(model) -> None:
     layout = load_layout("ibug68")
     rng = np.random.default_rng(20261207)

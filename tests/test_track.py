@@ -17,6 +17,8 @@ from core.runtime.tracker import FaceTracker, smooth_clip
 from core.runtime.video import open_frames
 from media_fixtures import noise_frames, write_truncated_mp4
 
+pytestmark = pytest.mark.slow  # the bundled model on whole clips
+
 MODEL = Path(__file__).resolve().parents[1] / "assets" / "models" / "default.onnx"
 FRAMES = 8
 
