@@ -36,6 +36,8 @@ ROOT = Path(__file__).resolve().parent
 ADDON_SRC = ROOT / "blender_addon"
 CORE_SRC = ROOT / "core"
 ASSETS_SRC = ROOT / "assets"
+# core.runtime.session.BUNDLED_MODELS' files, the default first (tests/test_models.py checks they agree).
+BUNDLED_MODEL_FILES = ("default.onnx", "permissive.onnx")
 BUILD_DIR = ROOT / "build"
 WHEEL_CACHE = BUILD_DIR / "wheels"
 DIST_DIR = ROOT / "dist"
@@ -176,22 +178,23 @@ def vendor_core(stage: Path) -> Path:
 
 
 def copy_assets(core_dir: Path) -> None:
-    """Layouts, the default model and its card, the face model with its licence (core.paths finds core/assets)."""
+    """Layouts, the bundled models and their cards, the face model with its licence (core.paths finds core/assets)."""
     assets = core_dir / "assets"
     shutil.copytree(ASSETS_SRC / "layouts", assets / "layouts", ignore=_ignore_build_junk)
 
     models = ASSETS_SRC / "models"
-    default_model = models / "default.onnx"
-    if default_model.is_file():
+    bundled = [models / file for file in BUNDLED_MODEL_FILES if (models / file).is_file()]
+    if bundled:
         (assets / "models").mkdir(parents=True)
-        shutil.copy2(default_model, assets / "models")
-        for card in sorted(models.glob("*")):  # the model card and its notes travel with the model
+        for model in bundled:
+            shutil.copy2(model, assets / "models")
+            log(f"bundled model {model.relative_to(ROOT)} ({model.stat().st_size / 2**20:.1f} MB)")
+        for card in sorted(models.glob("*")):  # the model cards and their notes travel with the models
             if card.is_file() and card.suffix.lower() in (".md", ".txt", ".json", ".yaml", ".yml"):
                 shutil.copy2(card, assets / "models")
-        log(f"bundled model {default_model.relative_to(ROOT)} ({default_model.stat().st_size / 2**20:.1f} MB)")
-    else:
-        warn(f"{default_model.relative_to(ROOT)} does not exist: the add-on is built without a bundled model "
-             f"(users set one in the preferences)")
+    if not (models / BUNDLED_MODEL_FILES[0]).is_file():
+        warn(f"{(models / BUNDLED_MODEL_FILES[0]).relative_to(ROOT)} does not exist: the add-on is built without "
+             f"its default model (users set one in the preferences)")
 
     source = next((d for d in FACEKIT_DIRS if (d / FACEKIT_FILES[0]).is_file()), None)
     if source is None:

@@ -19,11 +19,13 @@ class IL_AP_preferences(bpy.types.AddonPreferences):
         layout = self.layout
         layout.prop(self, "model_path")
         layout.prop(self, "threads")
-        from core.runtime.session import DEFAULT_MODEL_PATH
+        from core.runtime.session import available_models, model_path
 
         box = layout.box()
-        box.label(text=strings.PREF_DEFAULT_MODEL.format(path=DEFAULT_MODEL_PATH))
-        if not DEFAULT_MODEL_PATH.is_file():
+        names = available_models()
+        for name in names:
+            box.label(text=strings.PREF_DEFAULT_MODEL.format(name=name, path=model_path(name)))
+        if not names:
             box.label(text=strings.PREF_NO_DEFAULT_MODEL, icon="ERROR")
 
 

@@ -37,12 +37,22 @@ def _semantics_items() -> list[tuple[str, str, str]]:
             for name in SEMANTICS]
 
 
+def _bundled_model_items() -> list[tuple[str, str, str]]:
+    from core.runtime.session import available_models
+
+    names = available_models() or ["default"]  # a build without models still has the setting (its error says so)
+    return [(name, *strings.BUNDLED_MODEL_LABELS.get(name, (name, ""))) for name in names]
+
+
 LAYOUT_ITEMS = _layout_items()
 SEMANTICS_ITEMS = _semantics_items()
+BUNDLED_MODEL_ITEMS = _bundled_model_items()
 
 
 class IL_PG_tracking(bpy.types.PropertyGroup):
     clip: PointerProperty(type=bpy.types.MovieClip, name=strings.PROP_CLIP, description=strings.PROP_CLIP_DESC)
+    model: EnumProperty(name=strings.PROP_BUNDLED_MODEL, description=strings.PROP_BUNDLED_MODEL_DESC,
+                        items=BUNDLED_MODEL_ITEMS)
     model_path: StringProperty(name=strings.PROP_MODEL, description=strings.PROP_MODEL_DESC, subtype="FILE_PATH")
     layout: EnumProperty(name=strings.PROP_LAYOUT, description=strings.PROP_LAYOUT_DESC, items=LAYOUT_ITEMS,
                          default="ibug68" if any(i[0] == "ibug68" for i in LAYOUT_ITEMS) else LAYOUT_ITEMS[0][0])
@@ -81,11 +91,12 @@ def active_clip(context: bpy.types.Context) -> bpy.types.MovieClip | None:
 
 
 def model_path(props: IL_PG_tracking, preferences) -> str:  # noqa: ANN001 - AddonPreferences or None
-    """Scene setting, else the add-on preference, else '' (the bundled default)."""
+    """The scene's model file, else the add-on preference's, else the chosen bundled model's name ('' for the
+    default), which core.runtime.session.model_path resolves."""
     for candidate in (props.model_path, getattr(preferences, "model_path", "")):
         if candidate and candidate.strip():
             return bpy.path.abspath(candidate.strip())
-    return ""
+    return "" if props.model == "default" else props.model
 
 
 def to_tracking_settings(props: IL_PG_tracking, clip: bpy.types.MovieClip, preferences=None) -> TrackingSettings:  # noqa: ANN001

@@ -21,9 +21,18 @@ UI_RESULTS_FOCAL = "Focal length ~ {mm:.1f} mm (36 mm sensor)"
 # --- tracking settings (scene.il_tracking) ----------------------------------------------------------------------
 PROP_CLIP = "Clip"
 PROP_CLIP_DESC = "Movie clip to track (empty: the clip of the Movie Clip editor, else the scene's active clip)"
-PROP_MODEL = "Model"
+PROP_MODEL = "Model File"
 PROP_MODEL_DESC = ("Landmark model (.onnx) for this scene. Empty: the model set in the add-on preferences, "
-                   "else the bundled default model")
+                   "else the bundled model chosen above")
+PROP_BUNDLED_MODEL = "Model"
+PROP_BUNDLED_MODEL_DESC = "Which bundled landmark model tracks (a Model File, here or in the preferences, wins)"
+# The bundled models (core.runtime.session.BUNDLED_MODELS): label, description.
+BUNDLED_MODEL_LABELS = {
+    "default": ("Default", "The most precise model. Trained with research-only data (300-W): see MODEL_CARD.md "
+                           "before commercial use"),
+    "permissive": ("Permissive", "Trained on synthetic renders and CC BY photos only (PERMISSIVE_MODEL_CARD.md): "
+                                 "usable in any project, less precise"),
+}
 PROP_LAYOUT = "Layout"
 PROP_LAYOUT_DESC = "Which landmarks to track: a built-in layout or your own layout file"
 PROP_LAYOUT_PATH = "Layout File"
@@ -50,9 +59,13 @@ PROP_WRITE_MARKERS_DESC = ("Also write one tracking track per landmark (tracking
 PROP_STATUS = "Status"
 PROP_PROGRESS = "Progress"
 
-LAYOUT_LABELS = {"ibug68": "iBUG 68", "wflw98": "WFLW 98", "dense": "Dense"}
+LAYOUT_LABELS = {"ibug68": "iBUG 68", "ibug68_ls3d": "iBUG 68, as annotated", "wflw98": "WFLW 98", "dense": "Dense",
+                 "frl": "FRL 176"}
 LAYOUT_DESCRIPTIONS = {
     "ibug68": "The 68 points of iBUG 300-W (jaw, brows, nose, eyes, lips)",
+    "ibug68_ls3d": ("The 68 points where 300-W's annotators put them, fixed on the face (fitted to 300-W's "
+                    "research-only labels; use with Canonical semantics)"),
+    "frl": "The Face Research Lab template's points (176 of 189)",
     "wflw98": "The 98 points of WFLW",
     "dense": "An even sampling of the whole face",
 }
@@ -72,10 +85,10 @@ SEMANTICS_DESCRIPTIONS = {
 
 # --- preferences ------------------------------------------------------------------------------------------------
 PREF_MODEL = "Model Override"
-PREF_MODEL_DESC = "Use this landmark model (.onnx) instead of the bundled one (a scene's own Model wins)"
+PREF_MODEL_DESC = "Use this landmark model (.onnx) instead of the bundled ones (a scene's own Model File wins)"
 PREF_THREADS = "Threads"
 PREF_THREADS_DESC = "CPU threads for the landmark model (0: all cores)"
-PREF_DEFAULT_MODEL = "Bundled model: {path}"
+PREF_DEFAULT_MODEL = "Bundled model {name}: {path}"
 PREF_NO_DEFAULT_MODEL = "This build has no bundled model: set a Model Override"
 
 # --- operators --------------------------------------------------------------------------------------------------
@@ -117,7 +130,7 @@ CLI_HELP_TARGET_HEAD = "bone of the target's armature (or an object) that receiv
 CLI_HELP_LIVE = "drive the target from the rig (drivers, constraints) instead of baking keys onto it"
 CLI_HELP_LAYOUT = "built-in layout name (ibug68, wflw98, dense) or a layout .json path (default ibug68)"
 CLI_HELP_SEMANTICS = "annotation semantics (default canonical)"
-CLI_HELP_MODEL = "landmark model .onnx (default: the bundled model)"
+CLI_HELP_MODEL = "a bundled model by name (default, permissive) or a landmark model .onnx (default: default)"
 CLI_HELP_THRESHOLD = "face confidence threshold, 0..1 (default 0.5)"
 CLI_HELP_SMOOTHING = "temporal smoothing, 0 (off) .. 1 (strong) (default 0.5)"
 CLI_HELP_MIRROR = "also run each face crop mirrored and average: steadier, more accurate, 2x slower"

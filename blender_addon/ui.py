@@ -36,6 +36,7 @@ class _TrackingPanel:
         if props.layout == CUSTOM_LAYOUT:
             col.prop(props, "layout_path")
         col.prop(props, "semantics")
+        col.prop(props, "model")
         col.prop(props, "model_path")
         col.prop(props, "smoothing", slider=True)
         col.prop(props, "mirror")

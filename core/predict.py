@@ -1,8 +1,8 @@
 """Landmarks for images, folders of images and videos: the command-line contract of ../shared/conventions.md.
 
-    python -m core.predict INPUT [INPUT ...] [--layout ibug68] [--semantics NAME] [--model PATH] [--json OUT.json]
+    python -m core.predict INPUT [INPUT ...] [--layout ibug68] [--semantics NAME] [--model NAME_OR_PATH] [--json OUT.json]
                            [--overlay DIR] [--overwrite] [--threshold 0.5] [--threads N] [--sequence] [--fps FPS]
-                           [--mirror]
+                           [--mirror | --no-mirror]
 
 INPUT is an image, a video file or a folder of images (each image on its own; with --sequence, a folder is one
 clip, tracked like a video). `--layout` is a built-in layout name or the path of a layout .json file. A clip is
@@ -104,12 +104,19 @@ def expand(inputs: list[str], sequence: bool) -> list[Item]:
     return items
 
 
+# A still image is also run mirrored (each crop, the two averaged) unless --no-mirror: one more run per image
+# for a measurably more precise result (docs/benchmarks.md). Clips are tracked without it unless --mirror: there
+# the cost is per frame, and the tracker's smoothing already steadies the points.
+STILL_MIRROR = True
+
+
 class Runner:
     """Runs one model with one layout over inputs, collecting one JSON entry per input and the exit status."""
 
     def __init__(self, model: LandmarkModel, layout: Layout, semantics: str, overlay_dir: Path | None,
-                 sequence: bool, fps: float | None, echo: bool = True, mirror: bool = False) -> None:
-        """`echo`: print a one-line summary per input on stdout; `mirror`: LandmarkModel.predict's."""
+                 sequence: bool, fps: float | None, echo: bool = True, mirror: bool | None = None) -> None:
+        """`echo`: print a one-line summary per input on stdout; `mirror`: LandmarkModel.predict's and
+        FaceTracker's, None for the defaults (STILL_MIRROR for images, off for clips)."""
         self.model = model
         self.layout = layout
         self.semantics = semantics
@@ -181,7 +188,8 @@ class Runner:
         except ImageReadError as exc:
             self.fail({"path": str(path), "error": str(exc)}, str(exc))
             return
-        face = self.model.predict(image, self.layout, self.semantics, mirror=self.mirror)
+        mirror = STILL_MIRROR if self.mirror is None else self.mirror
+        face = self.model.predict(image, self.layout, self.semantics, mirror=mirror)
         h, w = image.shape[:2]
         self.entries.append({"path": str(path), "width": w, "height": h, "faces": faces_json(face)})
         self.say(f"{path}: {w}x{h}, {describe(face, len(self.layout))}")
@@ -197,7 +205,7 @@ class Runner:
             self.fail({"path": str(path), "error": message}, message)
             return
         tracker = FaceTracker(self.model, self.layout, self.semantics, fps=frames.fps or self.fps or 30.0,
-                              mirror=self.mirror)
+                              mirror=bool(self.mirror))
         entry: dict[str, Any] = {"path": str(path), "width": frames.width, "height": frames.height,
                                  "fps": frames.fps or self.fps, "complete": True, "frames": []}
         raw: list[FaceResult] = []
@@ -262,7 +270,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("inputs", nargs="+", metavar="INPUT", help="image, video or folder of images")
     parser.add_argument("--layout", default="ibug68", help="built-in layout name or layout .json path")
     parser.add_argument("--semantics", default="canonical", help="annotation semantics (dataset style)")
-    parser.add_argument("--model", default=None, help="ONNX model (default: assets/models/default.onnx)")
+    parser.add_argument("--model", default=None, metavar="NAME_OR_PATH",
+                        help="a bundled model by name (default: trained with research-only data, see its card; "
+                             "permissive: synthetic and CC BY data only) or an ONNX file (default: default)")
     parser.add_argument("--json", default=None, metavar="OUT.json", help="write results as JSON ('-': stdout)")
     parser.add_argument("--overlay", default=None, metavar="DIR", help="write PNGs with the landmarks drawn")
     parser.add_argument("--overwrite", action="store_true",
@@ -273,8 +283,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--sequence", action="store_true", help="track each folder as one clip, like a video")
     parser.add_argument("--fps", type=finite_float, default=None,
                         help="frame rate of image sequences (default 30)")
-    parser.add_argument("--mirror", action="store_true",
-                        help="also run each face crop mirrored and average: more accurate and steadier, 2x slower")
+    parser.add_argument("--mirror", action=argparse.BooleanOptionalAction, default=None,
+                        help="also run each face crop mirrored and average: more accurate and steadier, one more "
+                             "run per crop (default: on for images, off for videos and --sequence; --no-mirror "
+                             "turns it off)")
     parser.add_argument("-v", "--verbose", action="store_true")
     return parser.parse_args(argv)
 

@@ -503,6 +503,30 @@ def test_panels_and_preferences_draw(addon, artefacts, timed) -> None:
                 assert any(line.startswith("label 8 frames, a face in 8") for line in drawn) == tracked
 
 
+def test_bundled_model_choice(addon, artefacts, timed) -> None:
+    """The scene's Model lists the bundled models that the zip holds; a Model File here or in the preferences
+    wins; the permissive choice reaches the tracker as its name, which the runtime resolves to the vendored file."""
+    from importlib import import_module
+
+    session = import_module(f"{MODULE}.vendor.core.runtime.session")
+    _fresh_scene()
+    props = bpy.context.scene.il_tracking
+    names = [item.identifier for item in props.bl_rna.properties["model"].enum_items]
+    bundled = [name for name, file in session.BUNDLED_MODELS.items()
+               if (REPO / "assets" / "models" / file).is_file()]
+    assert names == (bundled or ["default"])
+    assert props.model == names[0] == "default"
+    assert addon.properties.model_path(props, None) == ""
+    props.model_path = str(artefacts.model)
+    assert addon.properties.model_path(props, None) == str(artefacts.model)
+    props.model_path = ""
+    if "permissive" in names:
+        props.model = "permissive"
+        assert addon.properties.model_path(props, None) == "permissive"
+        assert session.model_path("permissive").is_file()
+        assert session.model_path("permissive").parent == session.model_path("default").parent
+
+
 # --- command line ---------------------------------------------------------------------------------------------------
 
 def test_cli_reports_bad_inputs_with_non_zero_status(addon, artefacts, timed, capsys, tmp_path) -> None:

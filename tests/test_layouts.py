@@ -15,7 +15,7 @@ from core.layouts import _closest_point_on_triangles
 from tools.build_layouts.frl import FRL_ANCHORS, FRL_SURFACES
 from tools.build_layouts.wflw98 import IBUG68_IN_WFLW98
 
-BUILT_IN = ("ibug68", "wflw98", "dense", "frl")
+BUILT_IN = ("ibug68", "ibug68_ls3d", "wflw98", "dense", "frl")
 
 
 @pytest.mark.parametrize("name", BUILT_IN)
@@ -226,3 +226,34 @@ def test_closest_surface_point_matches_brute_force_off_surface(model):
     for point, hit in zip(points, found):
         _, dist = _closest_point_on_triangles(np.repeat(point[None], len(corners), 0), corners)
         assert abs(np.linalg.norm(point - hit) - dist.min()) < 1e-6
+
+
+def test_ibug68_ls3d_keeps_the_jaw_and_stays_near_ict(model):
+    """The fitted layout moves only the 51 inner points, by millimetres, and is left-right symmetric."""
+    ict, fitted = load_layout("ibug68").canonical_points(model), load_layout("ibug68_ls3d").canonical_points(model)
+    np.testing.assert_allclose(fitted[:17], ict[:17], atol=1e-6)
+    moved = np.linalg.norm(fitted[17:] - ict[17:], axis=1)
+    assert moved.max() < 0.6 and np.median(moved) > 0.02
+    mirror = [16 - i for i in range(17)] + [26 - i for i in range(10)] + [27, 28, 29, 30] + [35, 34, 33, 32, 31] + \
+        [45, 44, 43, 42, 47, 46, 39, 38, 37, 36, 41, 40] + [54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55] + \
+        [64, 63, 62, 61, 60, 67, 66, 65]
+    asymmetry = np.linalg.norm(fitted[mirror] * [-1, 1, 1] - fitted, axis=1)
+    assert np.median(asymmetry[17:]) < 0.1
+
+
+def test_ibug68_ls3d_fit_runs_on_a_tiny_300w_tree(tmp_path):
+    """The builder's fit through a small model: jaw offsets stay zero, the fit lowers its own error."""
+    import torch
+
+    from dataset_fixtures import make_300w
+    from model_fixtures import SMALL, small_model
+    from tools.build_layouts.ibug68_ls3d import fit_offsets
+
+    make_300w(tmp_path / "300w")
+    torch.manual_seed(0)
+    net = small_model()
+    checkpoint = tmp_path / "small.pt"
+    torch.save({"model": net.state_dict(), "config": {"model": {"variant": "full", **SMALL}}}, checkpoint)
+    offsets, errors = fit_offsets(checkpoint, tmp_path / "300w", epochs=8)
+    assert offsets.shape == (68, 3) and not offsets[:17].any() and np.abs(offsets[17:]).max() > 0
+    assert errors["after"] < errors["before"]

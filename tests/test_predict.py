@@ -129,6 +129,31 @@ def test_model_errors(tmp_path, capsys):
     assert "fake.onnx" in err and "not a valid ONNX model" in err
 
 
+def test_bundled_models_by_name(model_path, tmp_path, monkeypatch, capsys):
+    """--model takes a bundled model's name; a name whose file is missing says so and lists what is there."""
+    from core.runtime import session
+
+    monkeypatch.setattr(session, "MODELS_DIR", tmp_path / "models")
+    (tmp_path / "models").mkdir()
+    (tmp_path / "models" / "permissive.onnx").write_bytes(model_path.read_bytes())
+    assert session.available_models() == ["permissive"]
+    assert session.model_path("permissive") == tmp_path / "models" / "permissive.onnx"
+    assert session.model_path(str(model_path)) == model_path
+    cv2.imwrite(str(tmp_path / "a.png"), noise_image(32, 32))
+    assert main([str(tmp_path / "a.png"), "--model", "permissive", "--json", str(tmp_path / "out.json")]) == 0
+    assert main([str(tmp_path / "a.png"), "--model", "default"]) == 2
+    err = capsys.readouterr().err
+    assert "bundled model" in err and "default.onnx" in err and "bundled here: permissive" in err
+
+
+def test_addon_build_bundles_the_runtime_models():
+    import build_addon
+    from core.runtime.session import BUNDLED_MODELS
+
+    assert build_addon.BUNDLED_MODEL_FILES == tuple(BUNDLED_MODELS.values())
+    assert next(iter(BUNDLED_MODELS)) == "default"
+
+
 def write_video(path: Path, frames: int = 5, hw: tuple[int, int] = (48, 64)) -> None:
     writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), 24.0, (hw[1], hw[0]))
     for i in range(frames):
@@ -154,20 +179,23 @@ def test_video(model_path, tmp_path, capsys):
 
 @pytest.mark.slow
 def test_mirror_flag(varied_model_path, tmp_path, capsys):
-    """--mirror averages each crop's run with its mirror image's: other landmarks, the same JSON, for images and
-    videos alike."""
+    """Images are mirrored by default (--no-mirror turns it off), clips only with --mirror; a mirrored run gives
+    other landmarks and the same JSON."""
     cv2.imwrite(str(tmp_path / "face.png"), noise_image(96, 128, seed=5))
     write_video(tmp_path / "clip.mp4")
     runs = {}
-    for flags in ([], ["--mirror"]):
+    for flags in ([], ["--mirror"], ["--no-mirror"]):
         code, result, _, _ = predict([tmp_path / "face.png", tmp_path / "clip.mp4", "--threshold", "0", *flags],
                                      varied_model_path, tmp_path, capsys)
         assert code == 0
         check_face(result[0]["faces"][0], 68, 128, 96)
-        runs[bool(flags)] = (np.asarray(result[0]["faces"][0]["landmarks_2d"]),
-                             np.asarray(result[1]["frames"][-1]["faces"][0]["landmarks_2d"]))
-    for plain, mirrored in zip(runs[False], runs[True]):
-        assert np.abs(plain - mirrored).max() > 1e-3
+        runs[" ".join(flags)] = (np.asarray(result[0]["faces"][0]["landmarks_2d"]),
+                                 np.asarray(result[1]["frames"][-1]["faces"][0]["landmarks_2d"]))
+    default, mirrored, plain = runs[""], runs["--mirror"], runs["--no-mirror"]
+    np.testing.assert_array_equal(default[0], mirrored[0])   # images: mirrored by default
+    np.testing.assert_array_equal(default[1], plain[1])      # clips: not
+    assert np.abs(plain[0] - mirrored[0]).max() > 1e-3
+    assert np.abs(plain[1] - mirrored[1]).max() > 1e-3
 
 
 def test_corrupt_video_is_reported(model_path, tmp_path, capsys):

@@ -431,6 +431,31 @@ def test_model_without_3d_head(tmp_path):
     assert face.to_json()["K"] is None
 
 
+def test_export_with_fp16_weights(tmp_path):
+    """--fp16-weights halves the ONNX file and the --weights file; the graph still computes in float32 and gives the
+    points of the float32 export, and the half weights load back into a float32 model."""
+    from training.evaluate import load_checkpoint
+    from training.export import main
+
+    model = small_untrained()
+    ckpt = tmp_path / "ckpt.pt"
+    torch.save({"model": model.state_dict(), "config": {"model": {**SMALL, "variant": "full"}}}, ckpt)
+    assert main([str(ckpt), str(tmp_path / "f32.onnx"), "--image-size", "96", "96"]) == 0
+    assert main([str(ckpt), str(tmp_path / "f16.onnx"), "--image-size", "96", "96", "--fp16-weights",
+                 "--weights", str(tmp_path / "f16.pt")]) == 0
+    assert (tmp_path / "f16.onnx").stat().st_size < 0.6 * (tmp_path / "f32.onnx").stat().st_size
+    import onnx
+    graph = onnx.load(str(tmp_path / "f16.onnx")).graph
+    assert any(i.data_type == onnx.TensorProto.FLOAT16 for i in graph.initializer)
+    assert {o.name: o.type.tensor_type.elem_type for o in graph.output}["points_2d"] == onnx.TensorProto.FLOAT
+    frame = (np.random.default_rng(0).random((96, 96, 3)) * 255).astype(np.uint8)
+    full, half = LandmarkModel(tmp_path / "f32.onnx", threshold=0.0), LandmarkModel(tmp_path / "f16.onnx", threshold=0.0)
+    a, b = full.predict(frame, "ibug68", refine=0).landmarks_2d, half.predict(frame, "ibug68", refine=0).landmarks_2d
+    assert np.abs(a - b).max() < 0.5  # pixels of a 96 px frame
+    reloaded = load_checkpoint(tmp_path / "f16.pt")
+    assert all(p.dtype == torch.float32 for p in reloaded.parameters())
+
+
 def test_threshold_marks_no_face(exported):
     model = LandmarkModel(exported[1], threshold=1.01)
     assert not model.predict(smooth_image(50, 50)).found

@@ -1,4 +1,5 @@
-"""The bundled model on inputs whose answer is known without annotation: flat shapes are not faces.
+"""The bundled models on inputs whose answer is known without annotation (flat shapes are not faces), and on a
+few real faces of the dev set when ../shared is there.
 
 A grey square on black was once reported as a face with confidence 0.85 (issue 20); the model is now trained with
 such negatives (`shapes=` in the synthetic spec, `training.compositing.flat_shapes`). Held-out draws (another seed
@@ -15,13 +16,16 @@ from core.layouts import load_layout
 from core.runtime import LandmarkModel
 from training.compositing import flat_shapes
 
-MODEL = Path(__file__).resolve().parents[1] / "assets" / "models" / "default.onnx"
-pytestmark = pytest.mark.skipif(not MODEL.is_file(), reason="no bundled model")
+from core.runtime.session import available_models, model_path
+
+REPO = Path(__file__).resolve().parents[1]
+AFLW2000_DEV = REPO.parent / "shared" / "realfaces" / "aflw2000_dev"
+pytestmark = pytest.mark.skipif(not available_models(), reason="no bundled model")
 
 
-@pytest.fixture(scope="module")
-def model() -> LandmarkModel:
-    return LandmarkModel(MODEL, threads=1)
+@pytest.fixture(scope="module", params=available_models() or ["default"])
+def model(request) -> LandmarkModel:
+    return LandmarkModel(model_path(request.param), threads=1)
 
 
 def test_a_grey_square_or_disc_on_black_is_not_a_face(model) -> None:
@@ -45,3 +49,27 @@ def test_flat_shapes_are_rarely_a_face(model) -> None:
     for _ in range(40):
         found.append(model.predict(flat_shapes(480, 640, rng), layout).found)
     assert sum(found) <= 4, f"{sum(found)} of 40 flat-shape images reported as a face"
+
+
+@pytest.mark.skipif(not AFLW2000_DEV.is_dir(), reason="no ../shared/realfaces")
+def test_real_faces_are_found_and_placed(model) -> None:
+    """The first 20 faces of AFLW2000-3D dev (realface_check's protocol): found, and the 68 points near the truth."""
+    from bench.realfaces import inputs
+    from bench.realfaces.scoring import score_set, summarize
+
+    face_set = inputs.aflw2000_dev(20)
+    layout = load_layout("ibug68")
+    predictions = []
+    for face, image in zip(face_set.faces, inputs.load_images(face_set.faces)):
+        found = model.predict(image, layout, mirror=True)
+        predictions.append([{"landmarks_2d": found.landmarks_2d.tolist(), "R": found.R.tolist()}] if found.found
+                           else [])
+    summary = summarize(score_set(predictions, face_set.faces), face_set.faces)
+    assert summary["detected"] >= 18, summary
+    assert summary["nme_box"] < 0.09, summary
+
+
+def test_shipped_models_fit_the_budget() -> None:
+    """Every model file in assets/models (ONNX graphs and torch weights) together stays under 40 MB."""
+    files = [p for p in (REPO / "assets" / "models").iterdir() if p.suffix in (".onnx", ".pt")]
+    assert sum(p.stat().st_size for p in files) < 40e6, {p.name: p.stat().st_size for p in files}

@@ -36,6 +36,7 @@ import torch.nn.functional as F
 
 from core.layouts import SEMANTICS
 from core.model import MODEL_VARIANTS, LandmarkDetector, ModelConfig, create_model, export_onnx
+from core.model.onnx_export import store_weights_fp16
 from core.model.stn import full_frame_theta, sample_crop, theta_from_box
 from core.onnx_contract import (DIRECT_CROP_INPUT, DIRECT_CROP_PIXELS_INPUT, FIND_FACE_INPUT, FORMAT_VERSION, PRODUCER,
                                 onnx_io_names)
@@ -48,6 +49,11 @@ DEFAULT_IMAGE_SIZE = (256, 256)
 MAX_ONNX_MB = 30.0
 # px: float32 rounding of a trained model reaches ~2e-2 px on 2000 queries; anything visible is >0.1
 PARITY_ATOL_PX = 5e-2
+# With --fp16-weights: the export folds batch norms into the convolutions before the rounding, the torch reference
+# rounds them apart, and random frames amplify the difference, most of all at the 2,000 random queries (many far
+# off the face), which are reported but not judged; the measured effect on real faces is in docs/measurements.md.
+FP16_PARITY_ATOL_PX = 1.0
+FP16_JUDGED_QUERIES = 68
 
 
 class ExportError(RuntimeError):
@@ -142,14 +148,18 @@ def metadata(model: LandmarkDetector, image_hw: tuple[int, int], source: str, cr
 
 
 def export_model(model: LandmarkDetector, out: str | Path, image_hw: tuple[int, int] = DEFAULT_IMAGE_SIZE,
-                 source: str = "", crop_scale: float | None = None) -> Path:
-    """Export `model` to ONNX at `out` with the runtime's metadata; returns the path."""
+                 source: str = "", crop_scale: float | None = None, fp16_weights: bool = False) -> Path:
+    """Export `model` to ONNX at `out` with the runtime's metadata; returns the path. `fp16_weights`: the weights
+    stored as float16 (half the file; `store_weights_fp16`), the graph computing in float32."""
     out = Path(out)
     with atomic_path(out) as tmp:  # a failed export leaves the previous model, not half a file
         export_onnx(model.eval(), tmp, tuple(image_hw))
         proto = onnx.load(str(tmp))
         del proto.metadata_props[:]
         onnx.helper.set_model_props(proto, metadata(model, image_hw, source, crop_scale))
+        if fp16_weights:
+            store_weights_fp16(proto)
+            onnx.checker.check_model(proto)
         onnx.save(proto, str(tmp))
     size_mb = out.stat().st_size / 2**20
     if size_mb > MAX_ONNX_MB:
@@ -197,18 +207,30 @@ def parity(model: LandmarkDetector, path: str | Path, image_hw: tuple[int, int] 
     return results
 
 
-def save_weights(source: str | Path, out: str | Path) -> Path:
+def save_weights(source: str | Path, out: str | Path, fp16: bool = False) -> Path:
     """A shippable torch checkpoint: the model weights and config of a training checkpoint, without the optimizer
-    state (a third of the size); `training.evaluate.load_checkpoint` and this module's `load_model` read it."""
+    state (a third of the size); `training.evaluate.load_checkpoint` and this module's `load_model` read it.
+    `fp16`: float tensors stored as float16 (half again; loading into the float32 model converts them back)."""
     checkpoint = load_checkpoint_file(source)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    slim = {"model": checkpoint["model"], "config": {k: checkpoint["config"][k] for k in ("model", "data")
+    weights = checkpoint["model"]
+    if fp16:
+        weights = {k: v.half() if v.is_floating_point() else v for k, v in weights.items()}
+    slim = {"model": weights, "config": {k: checkpoint["config"][k] for k in ("model", "data")
                                                      if k in checkpoint["config"]},
             "step": checkpoint.get("step")}
     with atomic_path(out) as tmp:
         torch.save(slim, tmp)
     return out
+
+
+def round_weights_fp16(model: torch.nn.Module) -> None:
+    """Round the model's float parameters and buffers to float16 values in place (they stay float32 tensors)."""
+    with torch.no_grad():
+        for tensor in list(model.parameters()) + list(model.buffers()):
+            if tensor.is_floating_point():
+                tensor.copy_(tensor.half().float())
 
 
 def check_outputs(source: str, out: str, weights: str | None, overwrite: bool) -> None:
@@ -231,6 +253,9 @@ def main(argv: list[str] | None = None) -> int:
                                                                "(no optimizer state): the torch model that ships")
     parser.add_argument("--allow-pickle", action="store_true",
                         help="read a checkpoint holding pickled objects (runs code from it: trusted files only)")
+    parser.add_argument("--fp16-weights", action="store_true",
+                        help="store the weights as float16 in OUT.onnx and the --weights file: half the size, the "
+                             "graph still computes in float32 (parity is checked against the rounded weights)")
     parser.add_argument("--overwrite", action="store_true",
                         help="replace OUT.onnx and the --weights file when they exist (never the checkpoint)")
     args = parser.parse_args(argv)
@@ -239,10 +264,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         check_outputs(args.source, args.out, args.weights, args.overwrite)
         if args.weights:
-            print(f"wrote {save_weights(args.source, args.weights)}")
+            print(f"wrote {save_weights(args.source, args.weights, fp16=args.fp16_weights)}")
         model, source, trained_hw, crop_scale = load_model(args.source, args.allow_pickle)
+        if args.fp16_weights:
+            round_weights_fp16(model)  # the model the file holds, for the parity check
         image_hw = tuple(args.image_size) if args.image_size else (trained_hw or DEFAULT_IMAGE_SIZE)
-        path = export_model(model, args.out, image_hw, source, crop_scale)
+        path = export_model(model, args.out, image_hw, source, crop_scale, fp16_weights=args.fp16_weights)
     except (ExportError, CheckpointError, OutputError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
@@ -251,12 +278,14 @@ def main(argv: list[str] | None = None) -> int:
           f"({path.stat().st_size / 2**20:.1f} MB)")
     worst = 0.0
     for case, diffs in parity(model, path, image_hw).items():
-        worst = max(worst, diffs["points_2d"])
+        if not args.fp16_weights or case.startswith(f"{FP16_JUDGED_QUERIES} queries"):
+            worst = max(worst, diffs["points_2d"])
         print(f"parity {case}: max |torch - onnxruntime| " + ", ".join(f"{k} {v:.2e}" for k, v in diffs.items()))
-    if worst > PARITY_ATOL_PX:
-        print(f"error: points_2d differ by {worst:.2e} px (> {PARITY_ATOL_PX} px)", file=sys.stderr)
+    tolerance = FP16_PARITY_ATOL_PX if args.fp16_weights else PARITY_ATOL_PX
+    if worst > tolerance:
+        print(f"error: points_2d differ by {worst:.2e} px (> {tolerance} px)", file=sys.stderr)
         return 1
-    print(f"parity OK: points_2d max difference {worst:.2e} px (tolerance {PARITY_ATOL_PX} px)")
+    print(f"parity OK: points_2d max difference {worst:.2e} px (tolerance {tolerance} px)")
     return 0
 
 

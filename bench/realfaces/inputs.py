@@ -39,12 +39,14 @@ class Face:
 
 @dataclass(frozen=True)
 class FaceSet:
-    """A benchmark set: its faces and the semantics our model is asked for on it."""
+    """A benchmark set: its faces, and the semantics and layout our model is asked for on it (the set's
+    annotation convention)."""
 
     key: str
     title: str
     semantics: str
     faces: list[Face]
+    layout: str = "ibug68"
 
 
 def gt_pose(mat_path: Path) -> np.ndarray:
@@ -73,9 +75,12 @@ def list_faces(spec: str, split: str, limit: int | None = None) -> list[Face]:
 
 
 def aflw2000_dev(limit: int | None = None, root: Path = AFLW2000_DEV) -> FaceSet:
-    """AFLW2000-3D dev against its `.pts` re-annotation; our model in its default (canonical) semantics."""
+    """AFLW2000-3D dev against its `.pts` re-annotation (LS3D-W: 300-W's point definitions, 3D-consistent); our
+    model in its canonical (3D-consistent) semantics on the `ibug68_ls3d` layout (300-W's definitions on the
+    surface)."""
     # The 300-W reader reads the re-annotation's .pts (training.evaluate reads this set the same way).
-    return FaceSet("aflw2000_dev", "AFLW2000-3D dev", "canonical", list_faces(f"300w:root={root}", "all", limit))
+    return FaceSet("aflw2000_dev", "AFLW2000-3D dev", "canonical", list_faces(f"300w:root={root}", "all", limit),
+                   layout="ibug68_ls3d")
 
 
 def w300_val(limit: int | None = None, root: Path = W300_TRAIN) -> FaceSet:

@@ -162,13 +162,16 @@ def section(command: str, models: list[Path], sets: list[FaceSet], methods: dict
          "[bench/README.md](../bench/README.md).", ""]
     for face_set in sets:
         n = len(face_set.faces)
-        what = ("Every other image of AFLW2000-3D, against the LS3D-W manual re-annotation (3D-consistent jaw)"
+        what = ("Every other image of AFLW2000-3D, against the LS3D-W manual re-annotation (300-W's point definitions, "
+                "3D-consistent jaw; our layout `ibug68_ls3d` places 300-W's definitions on the face, "
+                "assets/layouts/README.md)"
                 if face_set.key == "aflw2000_dev" else
                 "The held-out 10% of `300w_train` (`training.data.make_dataset(\"300w:root=...,val_fraction=0.1\", "
                 "split=\"val\")`, all HELEN), 300-W annotation (jaw on the silhouette). dlib's 68-point predictor was "
                 "trained on iBUG 300-W, whose training images include these HELEN ones: its figures here are on "
                 "its own training data")
-        L += [f"### {face_set.title} ({n} faces; ours in `{face_set.semantics}` semantics)", "",
+        L += [f"### {face_set.title} ({n} faces; ours in `{face_set.semantics}` semantics, `{face_set.layout}` "
+              "layout)", "",
               f"{what}. MediaPipe and dlib have no semantics option.", ""]
         L += set_tables(face_set, methods[face_set.key], summaries[face_set.key])
         if face_set.key in ceds:

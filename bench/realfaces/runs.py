@@ -48,14 +48,15 @@ def model_names(paths: list[Path]) -> list[str]:
 
 
 def run_ours(model_path: Path, face_set: FaceSet, images: list[np.ndarray]) -> Candidates:
-    """Our model on a set, in the set's semantics (ValueError, as `core.predict`, when the model lacks them)."""
+    """Our model on a set, in the set's semantics and layout (ValueError, as `core.predict`, when the model lacks
+    the semantics)."""
     from core.layouts import load_layout
     from core.predict import Runner
     from core.runtime.session import LandmarkModel
 
     model = LandmarkModel(model_path, threads=1)
     model.style_id(face_set.semantics)
-    runner = Runner(model, load_layout("ibug68"), face_set.semantics, None, False, None, echo=False)
+    runner = Runner(model, load_layout(face_set.layout), face_set.semantics, None, False, None, echo=False)
     for face, image in tqdm(list(zip(face_set.faces, images)), desc=f"{model_path.stem} on {face_set.key}",
                             unit="face"):
         runner.image(face.image_path, image)

@@ -191,3 +191,37 @@ def _move_into_if(graph: Any, where: Any, name: str, condition: str) -> None:
         nodes = alive
     del graph.node[:]
     graph.node.extend(nodes)
+
+
+def store_weights_fp16(proto: Any, min_elements: int = 16) -> int:
+    """Store the float32 weights of an ONNX model as float16, each read through a Cast back to float32: the file
+    halves, the graph still computes in float32 (onnxruntime folds the Casts when it loads the model). Weights of
+    If branches are stored in their branch. Returns how many tensors were converted. Small tensors (fewer than
+    `min_elements` values: shapes, scalars) stay as they are."""
+    import numpy as np
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    converted = 0
+
+    def convert(graph: Any) -> None:
+        nonlocal converted
+        casts = []
+        for init in graph.initializer:
+            if init.data_type != TensorProto.FLOAT or int(np.prod(init.dims)) < min_elements:
+                continue
+            name = init.name
+            half = numpy_helper.from_array(numpy_helper.to_array(init).astype(np.float16), f"{name}__fp16")
+            init.CopyFrom(half)
+            casts.append(helper.make_node("Cast", [half.name], [name], to=TensorProto.FLOAT, name=f"{name}__cast"))
+            converted += 1
+        for node in graph.node:
+            for attribute in node.attribute:
+                if attribute.type == onnx.AttributeProto.GRAPH:
+                    convert(attribute.g)
+        nodes = casts + list(graph.node)
+        del graph.node[:]
+        graph.node.extend(nodes)
+
+    convert(proto.graph)
+    return converted

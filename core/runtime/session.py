@@ -29,7 +29,11 @@ from .search import MAX_REFINEMENTS, SEARCH_MODES, find_face, full_frame_theta
 
 log = logging.getLogger(__name__)
 
-DEFAULT_MODEL_PATH = ASSETS_DIR / "models" / "default.onnx"
+MODELS_DIR = ASSETS_DIR / "models"
+# The models that ship, by name: `default` (trained with research-only data, see its card) and `permissive`
+# (synthetic renders and CC BY photos only). Each file's card is MODEL_CARD.md / PERMISSIVE_MODEL_CARD.md beside it.
+BUNDLED_MODELS = {"default": "default.onnx", "permissive": "permissive.onnx"}
+DEFAULT_MODEL_PATH = MODELS_DIR / BUNDLED_MODELS["default"]
 DEFAULT_INPUT_HW = (256, 256)
 DEFAULT_THRESHOLD = 0.5
 
@@ -40,6 +44,20 @@ class ModelNotFoundError(FileNotFoundError):
 
 class ModelLoadError(RuntimeError):
     """A file that is not a usable detector ONNX model."""
+
+
+def available_models() -> list[str]:
+    """The names of the bundled models whose file is present (BUNDLED_MODELS order)."""
+    return [name for name, file in BUNDLED_MODELS.items() if (MODELS_DIR / file).is_file()]
+
+
+def model_path(name_or_path: str | Path | None) -> Path:
+    """The file of a bundled model's name (BUNDLED_MODELS), else the path itself; None is the default model."""
+    if name_or_path is None:
+        return DEFAULT_MODEL_PATH
+    if isinstance(name_or_path, str) and name_or_path in BUNDLED_MODELS:
+        return MODELS_DIR / BUNDLED_MODELS[name_or_path]
+    return Path(name_or_path)
 
 
 # The next frame's crop (and a refinement's) is the box of this frame's landmarks scaled by the training crop's
@@ -115,13 +133,15 @@ class LandmarkModel:
         from the image fitted to the input, as the full-frame runs are)."""
         import onnxruntime as ort  # here, so image and video readers import without onnxruntime installed
 
-        self.path = Path(path) if path is not None else DEFAULT_MODEL_PATH
+        self.path = model_path(path)
         self.threshold = threshold
         self.max_crop_zoom = max(1, int(max_crop_zoom))
         if not self.path.is_file():
+            present = ", ".join(available_models()) or "none"
             hint = ("train a model and export it with `python -m training.export CHECKPOINT "
-                    f"{DEFAULT_MODEL_PATH}`, or pass another model with --model PATH")
-            what = "default model" if path is None else "model file"
+                    f"{self.path}`, or pass another model with --model NAME_OR_PATH (bundled here: {present})")
+            bundled = path is None or (isinstance(path, str) and path in BUNDLED_MODELS)
+            what = "bundled model" if bundled else "model file"
             raise ModelNotFoundError(f"{what} {self.path} not found: {hint}")
         options = ort.SessionOptions()
         options.intra_op_num_threads = int(threads or 0)
