@@ -53,17 +53,13 @@ def test_flat_shapes_are_rarely_a_face(model) -> None:
 
 @pytest.mark.skipif(not AFLW2000_DEV.is_dir(), reason="no ../shared/realfaces")
 def test_real_faces_are_found_and_placed(model) -> None:
-    """The first 20 faces of AFLW2000-3D dev (realface_check's protocol): found, and the 68 points near the truth."""
-    from bench.realfaces import inputs
+    """The first 20 faces of AFLW2000-3D dev, run and scored as bench.realfaces does: found, and the 68 points
+    near the truth."""
+    from bench.realfaces import inputs, runs
     from bench.realfaces.scoring import score_set, summarize
 
     face_set = inputs.aflw2000_dev(20)
-    layout = load_layout("ibug68")
-    predictions = []
-    for face, image in zip(face_set.faces, inputs.load_images(face_set.faces)):
-        found = model.predict(image, layout, mirror=True)
-        predictions.append([{"landmarks_2d": found.landmarks_2d.tolist(), "R": found.R.tolist()}] if found.found
-                           else [])
+    predictions = runs.run_ours(model.path, face_set, inputs.load_images(face_set.faces))  # the benchmark's run
     summary = summarize(score_set(predictions, face_set.faces), face_set.faces)
     assert summary["detected"] >= 18, summary
     assert summary["nme_box"] < 0.09, summary
