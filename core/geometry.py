@@ -102,6 +102,66 @@ def project_canonical(points: np.ndarray, K: np.ndarray, R: np.ndarray, t: np.nd
     return project(to_camera(points, R, t), K)
 
 
+def rotation_from_vector(omega: np.ndarray) -> np.ndarray:
+    """Rodrigues: the rotation by |omega| radians about omega's direction."""
+    omega = np.asarray(omega, float)
+    angle = float(np.linalg.norm(omega))
+    if angle < 1e-12:
+        return np.eye(3)
+    k = omega / angle
+    skew = np.array([[0.0, -k[2], k[1]], [k[2], 0.0, -k[0]], [-k[1], k[0], 0.0]])
+    return np.eye(3) + np.sin(angle) * skew + (1 - np.cos(angle)) * skew @ skew
+
+
+def fit_pose(points: np.ndarray, pixels: np.ndarray, K: np.ndarray, R: np.ndarray, t: np.ndarray,
+             iterations: int = 10) -> tuple[np.ndarray, np.ndarray, float, float]:
+    """The camera pose (R, t) that best projects canonical `points` (N, 3) onto `pixels` (N, 2) under K, by
+    Levenberg-Marquardt from (R, t). Returns (R, t, RMS pixel error before, after); the start is returned
+    unchanged when the fit cannot improve it (fewer than 4 points, points behind the camera, non-finite input).
+    Why: the 3D head regresses R and t from pooled features, while its 2D points are read from a fine map and are
+    more precise; the pose that explains those points best is the better pose."""
+    X, u = np.asarray(points, float), np.asarray(pixels, float)
+    K, R, t = np.asarray(K, float), np.asarray(R, float), np.asarray(t, float)
+
+    def residuals(R_: np.ndarray, t_: np.ndarray) -> np.ndarray | None:
+        cam = X @ R_.T + t_
+        if (cam[:, 2] <= 1e-6).any():
+            return None
+        return (project(cam, K) - u).ravel()
+
+    r = residuals(R, t) if len(X) >= 4 and np.isfinite(X).all() and np.isfinite(u).all() else None
+    if r is None:
+        return R, t, float("nan"), float("nan")
+    start_rms = cost = float(np.sqrt(np.mean(r ** 2)))
+    damping = 1e-3
+    fx, fy = K[0, 0], K[1, 1]
+    for _ in range(iterations):
+        q = X @ R.T
+        x, y, z = (q + t).T
+        a, b, w = fx / z, fy / z, 1 / z
+        # Rows d pixel / d (omega, t) for the left update R <- exp(omega) R, t <- t + dt.
+        J = np.empty((len(X), 2, 6))
+        J[:, 0] = np.stack([-a * x * w * q[:, 1], a * (q[:, 2] + x * w * q[:, 0]), -a * q[:, 1],
+                            a, np.zeros_like(a), -a * x * w], -1)
+        J[:, 1] = np.stack([-b * (q[:, 2] + y * w * q[:, 1]), b * y * w * q[:, 0], b * q[:, 0],
+                            np.zeros_like(b), b, -b * y * w], -1)
+        J = J.reshape(-1, 6)
+        H, g = J.T @ J, J.T @ r
+        previous = cost
+        while damping < 1e6:
+            step = -np.linalg.solve(H + damping * np.diag(np.diag(H) + 1e-9), g)
+            R_new, t_new = rotation_from_vector(step[:3]) @ R, t + step[3:]
+            r_new = residuals(R_new, t_new)
+            if r_new is not None and np.sqrt(np.mean(r_new ** 2)) < cost:
+                R, t, r, cost = R_new, t_new, r_new, float(np.sqrt(np.mean(r_new ** 2)))
+                damping = max(damping / 10, 1e-7)
+                break
+            damping *= 10
+        if previous - cost < 1e-4 * previous:
+            break
+    return R, t, start_rms, cost
+
+
 def opencv_to_blender_camera_matrix(R: np.ndarray, t: np.ndarray) -> np.ndarray:
     """4x4 world matrix of a Blender camera looking at a head placed at the Blender origin.
 

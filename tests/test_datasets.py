@@ -471,6 +471,54 @@ def test_frl_real_dataset_yields_items(tmp_path: Path) -> None:
         assert bool((item["valid"] == 1).all())
 
 
+# ---------------------------------------------------------------- core.predict JSON as pseudo-labels
+
+
+def _predictions_file(tmp_path: Path) -> Path:
+    """A core.predict JSON over three images: a sure face (two candidates), an unsure one, none; and a failed read."""
+    for name in ("a.jpg", "b.jpg", "c.jpg"):
+        cv2.imwrite(str(tmp_path / name), np.full((40, 30, 3), 128, np.uint8))
+    points = np.stack([np.linspace(5, 25, 68), np.linspace(5, 35, 68)], 1)
+
+    def face(confidence: float, shift: float = 0.0) -> dict:
+        return {"confidence": confidence, "landmarks_2d": (points + shift).tolist(), "visibility": [1.0] * 68}
+
+    entries = [{"path": str(tmp_path / "a.jpg"), "faces": [face(0.95, 1.0), face(0.99)]},
+               {"path": "b.jpg", "faces": [face(0.5)]},
+               {"path": "c.jpg", "faces": []}, {"path": "d.jpg", "error": "cannot read"}]
+    (tmp_path / "labels.json").write_text(json.dumps(entries))
+    return tmp_path / "labels.json"
+
+
+def test_predictions_reader_keeps_the_sure_faces(tmp_path: Path) -> None:
+    from training.datasets import PredictionsDataset
+
+    _predictions_file(tmp_path)
+    ds = open_dataset(f"predictions:root={tmp_path},layout=ibug68")
+    assert isinstance(ds, PredictionsDataset) and len(ds) == 1
+    sample = ds[0]
+    assert sample.image_path == tmp_path / "a.jpg" and sample.layout == "ibug68" and sample.semantics == "canonical"
+    assert sample.landmarks[0] == pytest.approx([5.0, 5.0])  # the more confident candidate
+    lenient = open_dataset(f"predictions:root={tmp_path},min_confidence=0.4")
+    assert len(lenient) == 2 and lenient[1].image_path == tmp_path / "b.jpg"  # relative: from root
+    assert lenient[1].load_image().shape == (40, 30, 3)
+    from training.data import RealDataset
+
+    item = RealDataset(f"predictions:root={tmp_path}", image_size=64, augment=False)[0]
+    assert int(item["style_id"]) == 0 and item["targets_2d"].shape == (68, 2) and bool((item["valid"] == 1).all())
+
+
+def test_predictions_reader_errors_name_the_file(tmp_path: Path) -> None:
+    with pytest.raises(FileNotFoundError, match="core.predict"):
+        open_dataset(f"predictions:root={tmp_path}")
+    _predictions_file(tmp_path)
+    with pytest.raises(AnnotationError, match="labels.json.*layout wflw98 has 98"):
+        open_dataset(f"predictions:root={tmp_path},layout=wflw98")
+    (tmp_path / "labels.json").write_text("{not json")
+    with pytest.raises(AnnotationError, match="labels.json: not a core.predict JSON"):
+        open_dataset(f"predictions:root={tmp_path}")
+
+
 # ---------------------------------------------------------------- open_dataset
 
 
@@ -495,7 +543,7 @@ def test_open_dataset_specs(tmp_path: Path) -> None:
     for spec, (cls, n) in cases.items():
         ds = open_dataset(spec)
         assert type(ds) is cls and len(ds) == n, spec
-    assert set(DATASETS) == {"300w", "300vw", "merlrav", "wflw", "cofw", "aflw2000", "frl"}
+    assert set(DATASETS) == {"300w", "300vw", "merlrav", "wflw", "cofw", "aflw2000", "frl", "predictions"}
 
 
 def test_open_dataset_errors(tmp_path: Path) -> None:

@@ -411,6 +411,33 @@ def test_camera_reprojects_landmarks(runtime, hw):
     assert face.K[0, 1] == 0 and face.K[0, 0] == face.K[1, 1]
 
 
+def test_pose_is_fitted_to_the_2d_points(tmp_path):
+    """With a spatial read-out the 2D points are not the 3D head's projection; predict's R, t are then the pose that
+    projects the 3D points onto them (geometry.fit_pose), closer than the head's own pose, which fit_pose=False
+    keeps; the 3D points, K and the 2D points are the same either way."""
+    from model_fixtures import randomise, small_model
+
+    model = small_model(spatial_stride=4)
+    randomise(model)
+    path = export_model(model.eval(), tmp_path / "spatial.onnx", INPUT_HW)
+    runtime = LandmarkModel(path, threshold=0.0)
+    image = smooth_image(100, 150)
+    fitted, raw = runtime.predict(image, refine=0), runtime.predict(image, refine=0, fit_pose=False)
+
+    def reprojection(face: FaceResult) -> float:
+        return float(np.abs(geometry.project_canonical(face.landmarks_3d, face.K, face.R, face.t)
+                            - face.landmarks_2d).mean())
+
+    assert reprojection(fitted) < 0.9 * reprojection(raw)
+    assert np.array_equal(fitted.landmarks_2d, raw.landmarks_2d) and np.array_equal(fitted.K, raw.K)
+    assert np.array_equal(fitted.landmarks_3d, raw.landmarks_3d)
+    ibug = load_layout("ibug68")
+    five = [30, 36, 45, 48, 54]  # below POSE_FIT_MIN_POINTS: the head's pose stays
+    few = dataclasses.replace(ibug, name="five", triangles=ibug.triangles[five], barycentric=ibug.barycentric[five],
+                              names=tuple(ibug.names[i] for i in five), contours={})
+    assert np.array_equal(runtime.predict(image, few, refine=0).R, runtime.predict(image, few, refine=0, fit_pose=False).R)
+
+
 def test_predict_accepts_gray_and_16bit_arrays(runtime):
     image = smooth_image(60, 80)
     ref = runtime.predict(image).landmarks_2d

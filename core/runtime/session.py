@@ -20,6 +20,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import geometry
 from ..layouts import SEMANTICS, Layout, load_layout
 from ..onnx_contract import (CAMERA_OUTPUTS, DIRECT_CROP_INPUT, DIRECT_CROP_PIXELS_INPUT, FIND_FACE_INPUT,
                              FORMAT_VERSION, PRODUCER, REQUIRED_INPUTS, REQUIRED_OUTPUTS)
@@ -36,6 +37,7 @@ BUNDLED_MODELS = {"default": "default.onnx", "permissive": "permissive.onnx"}
 DEFAULT_MODEL_PATH = MODELS_DIR / BUNDLED_MODELS["default"]
 DEFAULT_INPUT_HW = (256, 256)
 DEFAULT_THRESHOLD = 0.5
+POSE_FIT_MIN_POINTS = 6  # fewer points than this keep the 3D head's own pose
 
 
 class ModelNotFoundError(FileNotFoundError):
@@ -303,7 +305,7 @@ class LandmarkModel:
 
     def predict(self, image_rgb: np.ndarray, layout: str | Path | Layout = "ibug68", semantics: str = "canonical",
                 prior_theta: np.ndarray | None = None, search: str = "auto", refine: int = MAX_REFINEMENTS,
-                mirror: bool = False) -> FaceResult:
+                mirror: bool = False, fit_pose: bool = True) -> FaceResult:
         """The face in an RGB image (uint8, or uint16 / float in [0, 1], gray or with alpha), in its pixels.
 
         `prior_theta` (2, 3): the previous frame's `FaceResult.theta` (same image size), the crop around its
@@ -320,6 +322,7 @@ class LandmarkModel:
         `mirror`: each run on a known crop (the prior, refinements) also runs mirrored, averaged (`run_crop`):
         more accurate (docs/benchmarks.md, mirrored rows) for one more run per refinement. Off by default, so that one image costs about what
         MediaPipe's does (bench.benchmark).
+        `fit_pose`: R and t are fitted to the 2D points (`_result`); False keeps the 3D head's regressed pose.
         """
         if search not in SEARCH_MODES:
             raise ValueError(f"search must be one of {', '.join(SEARCH_MODES)}, got {search!r}")
@@ -352,7 +355,7 @@ class LandmarkModel:
             out, did_search = crop_run(prior_theta), False
         else:
             out, did_search = find_face(stn_runs, crop_run, self._landmark_crop, self.input_hw, fit, search, refine)
-        return self._result(out, fit, len(queries), did_search)
+        return self._result(out, fit, len(queries), did_search, fit_pose)
 
     def _landmark_crop(self, out: dict[str, np.ndarray]) -> np.ndarray | None:
         """`landmark_prior` of a run's landmarks when it found a face with finite points, else None."""
@@ -361,8 +364,11 @@ class LandmarkModel:
             return None
         return landmark_prior(points, self.input_hw, self.crop_scale)
 
-    def _result(self, out: dict[str, np.ndarray], fit: ImageFit, num_points: int, searched: bool = False
-                ) -> FaceResult:
+    def _result(self, out: dict[str, np.ndarray], fit: ImageFit, num_points: int, searched: bool = False,
+                fit_pose: bool = True) -> FaceResult:
+        """The run's outputs in the original image. `fit_pose`: R and t become the pose that best projects the
+        3D points onto the 2D points (`geometry.fit_pose`), which are read from a finer map than the pose and,
+        averaged with a mirrored run, more accurate still (docs/measurements.md)."""
         confidence = float(out["confidence"])
         landmarks_2d = fit.to_original(out["points_2d"])
         if self.has_3d:
@@ -370,6 +376,8 @@ class LandmarkModel:
             landmarks_3d = out["points_3d"].astype(np.float64)
             K = fit.intrinsics_to_original(out["K"])
             R, t = out["R"].astype(np.float64), out["t"].astype(np.float64)
+            if fit_pose and num_points >= POSE_FIT_MIN_POINTS:
+                R, t, _, _ = geometry.fit_pose(landmarks_3d, landmarks_2d, K, R, t)
         else:
             visibility, landmarks_3d, K, R, t = np.ones(num_points), None, None, None, None
         # A face without finite points is no face: it would poison the tracker's filters and the crop after it.

@@ -14,6 +14,7 @@ Datasets (name: reader, layout, semantics):
     cofw      COFWDataset(root, split="train")   cofw29  cofw
     aflw2000  AFLW2000Dataset(root)              ibug68  aflw3d   (with depth and head pose)
     frl       FRLDataset(root)                   frl     frl      (FRL London .tem; the template points on the face)
+    predictions PredictionsDataset(root, file, layout)  any  canonical (a core.predict JSON as pseudo-labels)
 """
 
 from __future__ import annotations
@@ -25,13 +26,14 @@ from .aflw2000 import AFLW2000Dataset
 from .cofw import COFWDataset
 from .common import AnnotatedImage, AnnotationError, LandmarkDataset, read_image, read_video_frame
 from .frl import FRLDataset, parse_tem
+from .predictions import PredictionsDataset
 from .pts import IBUG300VWDataset, IBUG300WDataset, MERLRAVDataset, parse_pts
 from .wflw import WFLWDataset
 
 DATASETS: dict[str, type[LandmarkDataset]] = {
     cls.name: cls
     for cls in (IBUG300WDataset, IBUG300VWDataset, MERLRAVDataset, WFLWDataset, COFWDataset, AFLW2000Dataset,
-                FRLDataset)
+                FRLDataset, PredictionsDataset)
 }
 
 
@@ -76,6 +78,7 @@ __all__ = [
     "IBUG300WDataset",
     "LandmarkDataset",
     "MERLRAVDataset",
+    "PredictionsDataset",
     "WFLWDataset",
     "open_dataset",
     "parse_pts",
