@@ -50,7 +50,7 @@ class PredictionsDataset(LandmarkDataset):
             raise AnnotationError(self.path, "not a core.predict JSON file (expected a list of entries)")
         low = 0
         for entry in entries:
-            faces = entry.get("faces") or [] if isinstance(entry, dict) else []
+            faces = (entry.get("faces") or []) if isinstance(entry, dict) else []
             if not faces:
                 continue
             face = max(faces, key=lambda f: f.get("confidence", 0.0))
