@@ -36,7 +36,7 @@ def spd_inverse(S: np.ndarray) -> np.ndarray:
 class ShotQP:
     """minimise 0.5 x.H x + g.x over x = (W (F, K), a (G,)), lower <= W <= upper, a unbounded, where
 
-        H[W_t, W_t] = block + diag(block_diag[t])      H[W_t, W_t+1] = coupling[t] * I
+        H[W_t, W_t] = block (or block[t]) + diag(block_diag[t])      H[W_t, W_t+1] = coupling[t] * I
         H[W_t, a]   = cross (K, G) for every frame      H[a, a]       = shared (G, G)
         g           = (linear (F, K), linear_shared (G,))
 
@@ -44,7 +44,7 @@ class ShotQP:
     the identity (shared by all frames). G = 0 and F = 1 is a plain bounded least-squares problem.
     """
 
-    block: np.ndarray            # (K, K) symmetric
+    block: np.ndarray            # (K, K) symmetric, shared by every frame; or (F, K, K), one per frame
     block_diag: np.ndarray       # (F, K)
     coupling: np.ndarray         # (F-1,)
     linear: np.ndarray           # (F, K)
@@ -62,7 +62,8 @@ class ShotQP:
                       cross=np.zeros((K, 0)), shared=np.zeros((0, 0)), linear_shared=np.zeros(0))
 
     def hess_mul(self, W: np.ndarray, a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        hw = W @ self.block + self.block_diag * W + (self.cross @ a)[None]
+        frames = np.einsum("tk,tkj->tj", W, self.block) if self.block.ndim == 3 else W @ self.block
+        hw = frames + self.block_diag * W + (self.cross @ a)[None]
         if len(W) > 1:
             hw[:-1] += self.coupling[:, None] * W[1:]
             hw[1:] += self.coupling[:, None] * W[:-1]
@@ -98,7 +99,7 @@ class ShotQP:
         for t in range(F):
             idx = rows_k[starts[t]:starts[t + 1]]
             z = z_all[starts[t]:starts[t + 1]]           # a view: eliminated in place
-            S = self.block[idx[:, None], idx]
+            S = (self.block[t] if self.block.ndim == 3 else self.block)[idx[:, None], idx]  # a copy
             # (+ a relative jitter, so a merely semidefinite H, e.g. a rank-deficient least squares, still solves)
             S.flat[::len(idx) + 1] += self.block_diag[t, idx] + jitter
             link = None
@@ -161,7 +162,7 @@ def solve_box_qp(qp: ShotQP, lower: np.ndarray | float, upper: np.ndarray | floa
     upper = np.broadcast_to(np.asarray(upper, np.float64), (F, K))
     if np.any(lower > upper):
         raise ValueError("solve_box_qp: a lower bound exceeds its upper bound")
-    diag = np.diag(qp.block)[None] + qp.block_diag
+    diag = np.diagonal(qp.block, axis1=-2, axis2=-1) + qp.block_diag
     diag = np.maximum(diag, 1e-12 * max(float(diag.max()), 1e-300))
     scale = max(float(np.abs(qp.linear).max(initial=0)), float(np.abs(qp.linear_shared).max(initial=0)),
                 float(diag.max()), 1e-300)

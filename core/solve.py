@@ -36,12 +36,16 @@ The aligned solve is kept only when it fits the points better than the plain one
 solved exactly); `ShotSolve.model_pose` then moves the head pose by the same per-frame motion, so the rig still
 lands on the landmarks. `align=False` solves the points as they are.
 
+Given the tracked 2D points too (`solve_tracked`, as the rig does), the shot is solved again on them, with the
+head pose fitted per frame (section "The expressions again, on the image points"): they are the more precise.
+
 Invalid frames (flagged in `valid`, or containing any non-finite coordinate) are skipped; their rows of the
 expression output and of the residual are NaN (never 0, which would read as a neutral face), and the temporal
 term does not couple across them.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import time
 from dataclasses import dataclass
@@ -366,6 +370,11 @@ class ShotSolve:
     # Per frame, the rigid motion that moved the points onto the model (module docstring): model ~ R p + t.
     alignment_R: np.ndarray | None = None  # (F, 3, 3); None: not aligned
     alignment_t: np.ndarray | None = None  # (F, 3) cm
+    # Solved on the image points too (`solve_shot`'s image_points): the pose of the solved model per frame that
+    # projects it onto them (camera = R x + t for its points x; NaN on frames not solved), and that RMS error.
+    pose_R: np.ndarray | None = None       # (F, 3, 3)
+    pose_t: np.ndarray | None = None       # (F, 3) cm
+    image_residual_px: np.ndarray | None = None  # (F,)
 
     arkit_names: tuple[str, ...] = ARKIT52_NAMES
 
@@ -381,8 +390,14 @@ class ShotSolve:
     def model_pose(self, R: np.ndarray, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """The detector's per-frame head pose (R (F, 3, 3), t (F, 3): camera = R p + t for its points p) turned
         into the pose of the solved model, which sits where the alignment moved the points: R A^T, t - R A^T b.
-        Frames the solve skipped keep the detector's pose."""
+        Solved on the image points, the model's own fitted pose (`pose_R`, `pose_t`) instead. Frames the solve
+        skipped keep the detector's pose."""
         R, t = np.asarray(R, np.float64), np.asarray(t, np.float64)
+        if self.pose_R is not None:
+            fitted = np.isfinite(self.pose_R).all((1, 2))
+            R_model, t_model = R.copy(), t.copy()
+            R_model[fitted], t_model[fitted] = self.pose_R[fitted], self.pose_t[fitted]
+            return R_model, t_model
         if self.alignment_R is None:
             return R, t
         aligned = np.isfinite(self.alignment_R).all((1, 2))
@@ -401,13 +416,17 @@ def solve_shot(points: np.ndarray, layout: str | Path | Layout | LayoutBasis, va
                bounds: tuple = (0.0, 1.0), smoothing: float = DEFAULT_SMOOTHING,
                sparsity: float = DEFAULT_SPARSITY, ridge: float = DEFAULT_RIDGE,
                pin_threshold_cm: float = PIN_THRESHOLD_CM, model: FaceModel | None = None,
-               align: bool = True) -> ShotSolve:
+               align: bool = True, image_points: np.ndarray | None = None, K: np.ndarray | None = None,
+               R: np.ndarray | None = None, t: np.ndarray | None = None) -> ShotSolve:
     """Solve a shot: identity (shared) and expressions (per frame) from canonical 3D points (F, N, 3), cm.
 
     `layout` names the points' layout (a built-in name, a layout file, a `Layout` or a `LayoutBasis`); `valid`
     (F,) flags frames with a face. The identity and all expressions are one joint bounded QP (module docstring).
     `align`: also solve with each frame moved rigidly onto the model (module docstring), and keep that solve if it
     fits better; the residual is then measured after that alignment (`alignment_R`/`_t` say it was kept).
+    `image_points` (F, N, 2) pixels with the camera K (F, 3, 3) and the head pose R (F, 3, 3), t (F, 3) per frame:
+    the identity, expressions and pose are then solved again on the image points (`_solve_on_image`); only for
+    points in canonical semantics, which are the projections of the 3D points (`solve_tracked` decides).
     """
     start = time.perf_counter()
     basis = layout_basis(layout, model)
@@ -438,8 +457,149 @@ def solve_shot(points: np.ndarray, layout: str | Path | Layout | LayoutBasis, va
             joint, fitted, points, rotations, translations = aligned_joint, targets, moved, R_all, t_all
     residual = np.full(len(points), np.nan)
     residual[ok] = np.sqrt(((points[ok] - fitted[ok]) ** 2).sum(2).mean(1))
+    if image_points is not None:
+        if K is None or R is None or t is None:
+            raise ValueError("image_points need the camera K and the head pose R, t of every frame")
+        return _solve_on_image(joint, basis, image_points, K, R, t, ok, bounds, residual, start,
+                               rotations, translations, smoothing, regularisation)
     return ShotSolve(layout=basis.name, identity=joint.identity, expressions=joint.expressions,
                      expression_names=basis.expression_names, valid=ok, residual_cm=residual,
                      pinned=joint.problem.pinned, iterations=joint.info.iterations,
                      converged=joint.info.converged, objective=joint.objective,
                      seconds=time.perf_counter() - start, alignment_R=rotations, alignment_t=translations)
+
+
+
+def solve_tracked(landmarks_3d: np.ndarray, layout: str | Path | Layout | LayoutBasis, valid: np.ndarray,
+                  landmarks_2d: np.ndarray, K: np.ndarray, R: np.ndarray, t: np.ndarray,
+                  semantics: str = "canonical", **options: float) -> ShotSolve:
+    """A tracked shot's identity and expressions (what the rig keys): `solve_shot` on its canonical 3D points and,
+    in canonical semantics, on its 2D points too (another style's 2D points, e.g. 300-W's silhouette jaw, are not
+    the projections of the canonical points). `options`: solve_shot's keyword arguments (num_modes, smoothing...)."""
+    if semantics != "canonical":
+        return solve_shot(landmarks_3d, layout, valid=valid, **options)
+    return solve_shot(landmarks_3d, layout, valid=valid, image_points=landmarks_2d, K=K, R=R, t=t, **options)
+
+# --------------------------------------------------------------------------------------------------------------
+# The expressions again, on the image points
+#
+# The detector's 2D points are read from a fine feature map, its canonical 3D points regressed from pooled features:
+# on held-out synthetic clips the 2D points carry more of the expression (docs/measurements.md). From the 3D solve,
+# each frame's model points x = neutral + A a + E w project through K and the pose (R, t). A round fits each
+# frame's pose to the image points (geometry.fit_pose), linearises the projection there, solves all frames' w as
+# one bounded QP with the temporal term (like the 3D solve), then the identity a for those w. The data term is the
+# mean squared 2D point error in cm at the face (pixels times depth / focal). The first rounds are nearly free fits
+# that measure the points' noise; the expression prior of the later rounds is proportional to it, so precise
+# points are trusted and a noisy detector's are not (IMAGE_RIDGE_PER_NOISE, tuned on held-out clips).
+
+IMAGE_ROUNDS = 3
+IMAGE_NOISE_ROUNDS = 3       # nearly free fits (the identity settles) that measure the points' noise
+IMAGE_NOISE_RIDGE = 1e-4
+IMAGE_RIDGE_PER_NOISE = 10.0  # then the ridge is this times that noise (cm^2 per coordinate)
+IMAGE_SPARSITY_PER_NOISE = 0.05  # and the L1 prior this times it
+# The 3D points' term weighs this times the ratio of the noises: their solve's residual understates their error
+# (the model absorbs much of it), so they are trusted far less than that ratio says; tuned on held-out clips.
+IMAGE_WEIGHT_3D = 0.01
+NOISE_FLOOR_CM2 = 1e-6       # noise variances are at least this (exact points)
+
+
+def _projection_jacobian(cam: np.ndarray, K: np.ndarray, R: np.ndarray) -> np.ndarray:
+    """(N, 2, 3): d pixel / d canonical point at camera-space points `cam` (N, 3), camera = R x + t."""
+    fx, fy = K[0, 0], K[1, 1]
+    x, y, z = cam.T
+    J = np.zeros((len(cam), 2, 3))
+    J[:, 0, 0], J[:, 0, 2] = fx / z, -fx * x / z ** 2
+    J[:, 1, 1], J[:, 1, 2] = fy / z, -fy * y / z ** 2
+    return J @ R
+
+
+def _solve_on_image(joint: _Joint, basis: LayoutBasis, image_points: np.ndarray, K: np.ndarray, R: np.ndarray,
+                    t: np.ndarray, valid: np.ndarray, bounds: tuple, residual_cm: np.ndarray, start: float,
+                    alignment_R: np.ndarray | None, alignment_t: np.ndarray | None,
+                    smoothing: float, regularisation: float) -> ShotSolve:
+    """The 3D solve's identity and expressions solved again on the image points (section comment)."""
+    F, N = len(valid), basis.num_points
+    pixels = np.asarray(image_points, np.float64)
+    K, R, t = (np.asarray(v, np.float64) for v in (K, R, t))
+    if pixels.shape != (F, N, 2) or K.shape != (F, 3, 3) or R.shape != (F, 3, 3) or t.shape != (F, 3):
+        raise ValueError(f"image_points (F, {N}, 2), K and R (F, 3, 3), t (F, 3) for F = {F} frames; got "
+                         f"{pixels.shape}, {K.shape}, {R.shape}, {t.shape}")
+    ok = valid & np.isfinite(pixels).all((1, 2)) & np.isfinite(K).all((1, 2)) & np.isfinite(R).all((1, 2)) \
+        & np.isfinite(t).all(1)
+    problem = joint.problem
+    active = problem.active
+    E = basis.expression[active]                                   # (Ka, N, 3)
+    # The pose of the 3D solve's model (the aligned points' pose) is where the fit starts.
+    shot = ShotSolve(layout=basis.name, identity=joint.identity, expressions=joint.expressions,
+                     expression_names=basis.expression_names, valid=valid, residual_cm=residual_cm,
+                     pinned=problem.pinned, iterations=0, converged=True, objective=0.0, seconds=0.0,
+                     alignment_R=alignment_R, alignment_t=alignment_t)
+    R_fit, t_fit = shot.model_pose(R, t)
+    W = np.nan_to_num(joint.expressions[:, active])
+    frames = np.flatnonzero(ok)
+    linked = (np.diff(frames) == 1).astype(np.float64)
+    links = np.zeros(len(frames))
+    links[:-1] += linked
+    links[1:] += linked
+
+    identity = joint.identity.copy()
+    A = basis.identity[: len(identity)]                            # (G, N, 3)
+    # The 3D solve's data, reduced (its rows are the frames it solved, a superset of these frames).
+    in_3d = np.cumsum(problem.valid) - 1
+    YE, YA = problem.YE[in_3d[frames]], problem.YA[in_3d[frames]]
+    noise_3d = max(float(np.nanmean(residual_cm[frames] ** 2)) / 3, NOISE_FLOOR_CM2)
+
+    def solve_round(ridge: float, sparsity: float, weight_3d: float) -> tuple[QPInfo, float]:
+        """Fit each frame's pose, linearise the projection there, solve all frames' W (one QP), then the identity
+        for those W; the 3D points' data term weighs `weight_3d` against the image points'. The QP's info and the
+        mean squared residual per image coordinate after it (cm^2)."""
+        nonlocal identity
+        shape = basis.points(identity)
+        systems, blocks, linear = [], np.empty((len(frames), len(E), len(E))), np.empty((len(frames), len(E)))
+        for row, f in enumerate(frames):
+            points = shape + np.tensordot(W[f], E, axes=1)
+            R_fit[f], t_fit[f], _, _ = geometry.fit_pose(points, pixels[f], K[f], R_fit[f], t_fit[f])
+            cam = points @ R_fit[f].T + t_fit[f]
+            cm_per_px = float(cam[:, 2].mean()) / float(np.sqrt(K[f, 0, 0] * K[f, 1, 1]))
+            J = _projection_jacobian(cam, K[f], R_fit[f]) * cm_per_px
+            M = np.einsum("nij,knj->nik", J, E).reshape(2 * N, -1)
+            r = (pixels[f] - geometry.project(cam, K[f])).reshape(-1) * cm_per_px + M @ W[f]
+            systems.append((M, np.einsum("nij,gnj->nig", J, A).reshape(2 * N, -1), r))
+            blocks[row] = 2 * (M.T @ M / N + weight_3d * problem.EtE + ridge * np.eye(len(E)))
+            linear[row] = -2 * (M.T @ r / N + weight_3d * (YE[row] - problem.AtE.T @ identity)) + sparsity
+        qp = ShotQP.frames_only(blocks, linear, 2 * smoothing * links[:, None] * np.ones(len(E)),
+                                -2 * smoothing * linked)
+        W[frames], _, info = solve_box_qp(qp, problem.lower, problem.upper, W0=W[frames])
+        # The identity for these W: linearised least squares on both data terms with its N(0, 1) prior.
+        residuals = [r - M @ W[f] for (M, _, r), f in zip(systems, frames)]
+        lhs = (sum(Ma.T @ Ma for _, Ma, _ in systems) / N + weight_3d * len(frames) * problem.AtA
+               + regularisation * np.eye(len(identity)))
+        rhs = (sum(Ma.T @ (res + Ma @ identity) for (_, Ma, _), res in zip(systems, residuals)) / N
+               + weight_3d * (YA.sum(0) - problem.AtE @ W[frames].sum(0)))
+        new_identity = spd_inverse(0.5 * (lhs + lhs.T)) @ rhs
+        step, identity = new_identity - identity, new_identity
+        squared = np.mean([np.mean((res - Ma @ step) ** 2) for (_, Ma, _), res in zip(systems, residuals)])
+        return info, float(squared)
+
+    # The noise of the image points decides how far to trust them: nearly free fits on them alone measure it (the
+    # residual, scaled up for the weights fitted per point). Then both data terms weigh by their noise (the 3D
+    # one's from the 3D solve's residual), and the ridge is proportional to the image points' noise.
+    for _ in range(IMAGE_NOISE_ROUNDS):
+        info, squared = solve_round(IMAGE_NOISE_RIDGE, 0.0, 0.0)
+    noise = max(squared * 2 * N / max(2 * N - len(E) - len(identity) / len(frames), 1), NOISE_FLOOR_CM2)
+    for _ in range(IMAGE_ROUNDS):
+        info, _ = solve_round(IMAGE_RIDGE_PER_NOISE * noise, IMAGE_SPARSITY_PER_NOISE * noise,
+                              IMAGE_WEIGHT_3D * noise / noise_3d)
+    shape = basis.points(identity)
+    pose_R, pose_t = np.full((F, 3, 3), np.nan), np.full((F, 3), np.nan)
+    image_residual = np.full(F, np.nan)
+    for f in frames:
+        points = shape + np.tensordot(W[f], E, axes=1)
+        pose_R[f], pose_t[f], _, image_residual[f] = geometry.fit_pose(points, pixels[f], K[f], R_fit[f], t_fit[f])
+    expressions = np.full_like(joint.expressions, np.nan)
+    expressions[frames] = np.clip(0.0, problem.lower_all, problem.upper_all)
+    expressions[np.ix_(frames, np.flatnonzero(active))] = W[frames]
+    return dataclasses.replace(shot, identity=identity, expressions=expressions, valid=ok, iterations=joint.info.iterations
+                               + info.iterations, converged=joint.info.converged and info.converged,
+                               objective=info.objective, seconds=time.perf_counter() - start, pose_R=pose_R,
+                               pose_t=pose_t, image_residual_px=image_residual)

@@ -39,13 +39,17 @@ def summarise(results_npz: Path, truth_npz: Path) -> str:
 
 
 def expression_summary(tracked, truth, layout, found: np.ndarray) -> str:  # noqa: ANN001
-    """Error of the ARKit expression weights the rig keys (core.solve, as the add-on does) against the truth."""
-    from core.solve import solve_shot
+    """Error of the expression weights the rig keys (core.solve.solve_tracked, as the add-on does) against the
+    truth, beside a neutral face's (all weights 0): the error a solve that reads nothing from the clip would have."""
+    from core.solve import solve_tracked
 
-    shot = solve_shot(tracked["landmarks_3d"][found], layout)
+    shot = solve_tracked(tracked["landmarks_3d"][found], layout, np.ones(found.sum(), bool),
+                         tracked["landmarks_2d"][found], tracked["K"][found], tracked["R"][found],
+                         tracked["t"][found], str(tracked.get("semantics", "canonical")))
     gt = np.stack([f.expression for f, ok in zip(truth, found) if ok])
     error = np.abs(shot.expressions - gt)
     # Shapes the clip actually uses (peak weight over 0.2) say more than the many that stay near zero.
     used = gt.max(axis=0) > 0.2
     return (f"expression weights (57 ICT shapes, 0..1): mean abs error {np.nanmean(error):.3f}, "
-            f"on the {used.sum()} shapes the clip uses {np.nanmean(error[:, used]):.3f}")
+            f"on the {used.sum()} shapes the clip uses {np.nanmean(error[:, used]):.3f} "
+            f"(a neutral face: {np.mean(gt):.3f}, {np.mean(gt[:, used]):.3f})")

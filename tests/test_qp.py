@@ -42,3 +42,26 @@ def test_projected_newton_alone_matches_active_set_path():
     assert abs(info1.objective - info2.objective) < 1e-9 * max(1.0, abs(info1.objective))
     np.testing.assert_allclose(W1, W2, atol=1e-6)
     np.testing.assert_allclose(a1, a2, atol=1e-6)
+
+
+def test_a_block_per_frame():
+    """Per-frame blocks (F, K, K): equal ones give the shared block's solution; uncoupled ones, each frame's own
+    bounded least squares."""
+    rng = np.random.default_rng(5)
+    F, K = 6, 7
+    B = rng.normal(size=(K, 20))
+    block = B @ B.T / 20 + 1e-3 * np.eye(K)
+    linear = rng.normal(size=(F, K))
+    chain = dict(block_diag=np.full((F, K), 0.2), coupling=np.full(F - 1, -0.1), linear=linear,
+                 cross=np.zeros((K, 0)), shared=np.zeros((0, 0)), linear_shared=np.zeros(0))
+    W_shared, _, _ = solve_box_qp(ShotQP(block=block, **chain), 0.0, 1.0)
+    W_per_frame, _, info = solve_box_qp(ShotQP(block=np.repeat(block[None], F, axis=0), **chain), 0.0, 1.0)
+    assert info.converged
+    np.testing.assert_allclose(W_per_frame, W_shared, atol=1e-8)
+
+    A = rng.normal(size=(F, 15, K))
+    b = rng.normal(size=(F, 15))
+    qp = ShotQP.frames_only(2 * np.einsum("tmi,tmj->tij", A, A), -2 * np.einsum("tmi,tm->ti", A, b))
+    W, _, _ = solve_box_qp(qp, 0.0, 1.0)
+    for f in range(F):
+        np.testing.assert_allclose(W[f], bounded_lsq(A[f], b[f]), atol=1e-6)

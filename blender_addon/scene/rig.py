@@ -5,8 +5,9 @@
 - makes a camera whose focal length (mm) and shift come from the predicted intrinsics (one robust value per
   shot, or animated for zooms), with the clip as its background, and sets the scene's resolution, frame range
   and camera to the clip's;
-- solves the shot with `core.solve.solve_shot`: the subject's identity (shared) and ICT expression weights (per
-  frame, bounded least squares with temporal smoothing) from the predicted canonical 3D landmarks;
+- solves the shot with `core.solve.solve_tracked`: the subject's identity (shared) and ICT expression weights (per
+  frame, bounded least squares with temporal smoothing) from the predicted canonical 3D landmarks and, in
+  canonical semantics, the 2D landmarks, with the head pose fitted to them;
 - builds the ICT head (face, back of head, mouth, teeth, eyes; ICT's transparent helpers and alpha-card lashes
   are skipped) with the identity in the Basis and the 52 ARKit shapes as shape keys, in metres with
   `CANONICAL_TO_BLENDER` baked into the vertices (object scale stays 1);
@@ -36,7 +37,7 @@ from core.facemodel import FaceModel, load_facemodel
 from core.geometry import CANONICAL_TO_BLENDER, focal_px_to_mm
 from core.retarget import camera_world_matrices, head_world_matrices, robust_focal
 from core.shot import Shot
-from core.solve import DEFAULT_IDENTITY_MODES, DEFAULT_SMOOTHING, ShotSolve, solve_shot
+from core.solve import DEFAULT_IDENTITY_MODES, DEFAULT_SMOOTHING, ShotSolve, solve_tracked
 
 from .. import strings
 from . import keyframes
@@ -259,6 +260,17 @@ def principal_point_shift(cx: float, cy: float, width: int, height: int) -> tupl
     return (width / 2 - cx) / size, (cy - height / 2) / size
 
 
+def camera_intrinsics(results: Shot, settings: RigSettings) -> np.ndarray:
+    """(F, 3, 3) the rig camera's K on every frame: one robust focal length (or each frame's, animated) and the
+    median principal point. The solve fits the head pose under it, so that the rig lands on the landmarks."""
+    rows = results.face_rows
+    K = np.broadcast_to(np.eye(3), (results.num_frames, 3, 3)).copy()
+    focal = results.K[:, 0, 0] if settings.animated_focal else robust_focal(results.K[rows, 0, 0])
+    K[:, 0, 0] = K[:, 1, 1] = focal
+    K[:, 0, 2], K[:, 1, 2] = np.median(results.K[rows, 0, 2]), np.median(results.K[rows, 1, 2])
+    return K
+
+
 def _build_camera(clip: bpy.types.MovieClip, results: Shot, rows: np.ndarray, settings: RigSettings,
                   clip_name: str) -> tuple[bpy.types.Object, float]:
     width, height = results.width, results.height
@@ -289,9 +301,10 @@ def _build_camera(clip: bpy.types.MovieClip, results: Shot, rows: np.ndarray, se
 
 
 def solve_results(results: Shot, settings: RigSettings) -> ShotSolve:
-    """Identity and per-frame expressions of the shot from its predicted 3D landmarks (core.solve)."""
-    return solve_shot(results.landmarks_3d, results.layout, valid=results.usable,
-                      num_modes=settings.identity_modes, smoothing=settings.smoothing)
+    """Identity and per-frame expressions of the shot from its predicted landmarks (core.solve.solve_tracked)."""
+    return solve_tracked(results.landmarks_3d, results.layout, results.usable, results.landmarks_2d,
+                         camera_intrinsics(results, settings), results.R, results.t, results.semantics,
+                         num_modes=settings.identity_modes, smoothing=settings.smoothing)
 
 
 # --------------------------------------------------------------------------------------------------------------
