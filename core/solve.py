@@ -457,16 +457,16 @@ def solve_shot(points: np.ndarray, layout: str | Path | Layout | LayoutBasis, va
             joint, fitted, points, rotations, translations = aligned_joint, targets, moved, R_all, t_all
     residual = np.full(len(points), np.nan)
     residual[ok] = np.sqrt(((points[ok] - fitted[ok]) ** 2).sum(2).mean(1))
-    if image_points is not None:
-        if K is None or R is None or t is None:
-            raise ValueError("image_points need the camera K and the head pose R, t of every frame")
-        return _solve_on_image(joint, basis, image_points, K, R, t, ok, bounds, residual, start,
-                               rotations, translations, smoothing, regularisation)
-    return ShotSolve(layout=basis.name, identity=joint.identity, expressions=joint.expressions,
+    shot = ShotSolve(layout=basis.name, identity=joint.identity, expressions=joint.expressions,
                      expression_names=basis.expression_names, valid=ok, residual_cm=residual,
                      pinned=joint.problem.pinned, iterations=joint.info.iterations,
                      converged=joint.info.converged, objective=joint.objective,
                      seconds=time.perf_counter() - start, alignment_R=rotations, alignment_t=translations)
+    if image_points is None:
+        return shot
+    if K is None or R is None or t is None:
+        raise ValueError("image_points need the camera K and the head pose R, t of every frame")
+    return _solve_on_image(shot, joint.problem, basis, image_points, K, R, t, smoothing, regularisation, start)
 
 
 
@@ -513,11 +513,12 @@ def _projection_jacobian(cam: np.ndarray, K: np.ndarray, R: np.ndarray) -> np.nd
     return J @ R
 
 
-def _solve_on_image(joint: _Joint, basis: LayoutBasis, image_points: np.ndarray, K: np.ndarray, R: np.ndarray,
-                    t: np.ndarray, valid: np.ndarray, bounds: tuple, residual_cm: np.ndarray, start: float,
-                    alignment_R: np.ndarray | None, alignment_t: np.ndarray | None,
-                    smoothing: float, regularisation: float) -> ShotSolve:
-    """The 3D solve's identity and expressions solved again on the image points (section comment)."""
+def _solve_on_image(shot: ShotSolve, problem: _ShotProblem, basis: LayoutBasis, image_points: np.ndarray,
+                    K: np.ndarray, R: np.ndarray, t: np.ndarray, smoothing: float, regularisation: float,
+                    start: float) -> ShotSolve:
+    """The 3D solve `shot` (its QP `problem`): identity and expressions solved again on the image points
+    (section comment)."""
+    valid, residual_cm = shot.valid, shot.residual_cm
     F, N = len(valid), basis.num_points
     pixels = np.asarray(image_points, np.float64)
     K, R, t = (np.asarray(v, np.float64) for v in (K, R, t))
@@ -526,23 +527,18 @@ def _solve_on_image(joint: _Joint, basis: LayoutBasis, image_points: np.ndarray,
                          f"{pixels.shape}, {K.shape}, {R.shape}, {t.shape}")
     ok = valid & np.isfinite(pixels).all((1, 2)) & np.isfinite(K).all((1, 2)) & np.isfinite(R).all((1, 2)) \
         & np.isfinite(t).all(1)
-    problem = joint.problem
     active = problem.active
     E = basis.expression[active]                                   # (Ka, N, 3)
     # The pose of the 3D solve's model (the aligned points' pose) is where the fit starts.
-    shot = ShotSolve(layout=basis.name, identity=joint.identity, expressions=joint.expressions,
-                     expression_names=basis.expression_names, valid=valid, residual_cm=residual_cm,
-                     pinned=problem.pinned, iterations=0, converged=True, objective=0.0, seconds=0.0,
-                     alignment_R=alignment_R, alignment_t=alignment_t)
     R_fit, t_fit = shot.model_pose(R, t)
-    W = np.nan_to_num(joint.expressions[:, active])
+    W = np.nan_to_num(shot.expressions[:, active])
     frames = np.flatnonzero(ok)
     linked = (np.diff(frames) == 1).astype(np.float64)
     links = np.zeros(len(frames))
     links[:-1] += linked
     links[1:] += linked
 
-    identity = joint.identity.copy()
+    identity = shot.identity.copy()
     A = basis.identity[: len(identity)]                            # (G, N, 3)
     # The 3D solve's data, reduced (its rows are the frames it solved, a superset of these frames).
     in_3d = np.cumsum(problem.valid) - 1
@@ -596,10 +592,10 @@ def _solve_on_image(joint: _Joint, basis: LayoutBasis, image_points: np.ndarray,
     for f in frames:
         points = shape + np.tensordot(W[f], E, axes=1)
         pose_R[f], pose_t[f], _, image_residual[f] = geometry.fit_pose(points, pixels[f], K[f], R_fit[f], t_fit[f])
-    expressions = np.full_like(joint.expressions, np.nan)
+    expressions = np.full_like(shot.expressions, np.nan)
     expressions[frames] = np.clip(0.0, problem.lower_all, problem.upper_all)
     expressions[np.ix_(frames, np.flatnonzero(active))] = W[frames]
-    return dataclasses.replace(shot, identity=identity, expressions=expressions, valid=ok, iterations=joint.info.iterations
-                               + info.iterations, converged=joint.info.converged and info.converged,
+    return dataclasses.replace(shot, identity=identity, expressions=expressions, valid=ok, iterations=shot.iterations
+                               + info.iterations, converged=shot.converged and info.converged,
                                objective=info.objective, seconds=time.perf_counter() - start, pose_R=pose_R,
                                pose_t=pose_t, image_residual_px=image_residual)
