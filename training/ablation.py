@@ -63,14 +63,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--runs", default="runs/ablation", help="where the runs go (resumed if present)")
     parser.add_argument("--out", default="docs/ablation")
     parser.add_argument("--limit", type=int, help="evaluate on at most this many test images")
-    parser.add_argument("--overwrite", action="store_true", help="replace an earlier report in --out (and OUT.md)")
+    parser.add_argument("--overwrite", action="store_true", help="replace an earlier report in --out (and its summary.md)")
     args = parser.parse_args(argv)
     out = Path(args.out)
     plan = OutputPlan(overwrite=args.overwrite)
     try:
         for part in ("canonical", "ibug2d"):
             plan_report(out / part, plan)
-        plan.file(out.with_suffix(".md"), "--out")
+        plan.file(out / "summary.md", "--out")
     except OutputError as exc:
         parser.error(str(exc))
     logging.basicConfig(level=logging.INFO, format="%(levelname)s %(name)s: %(message)s")
@@ -88,12 +88,13 @@ def main(argv: list[str] | None = None) -> int:
     parts = {"canonical": write_report(canonical, out / "canonical", "Canonical semantics"),
              "ibug2d": write_report(ibug2d, out / "ibug2d", "300-W-like annotation style (ibug2d)")}
     command = "python -m training.ablation " + " ".join(argv if argv is not None else sys.argv[1:])
-    write_summary(out.with_suffix(".md"), parts, command, args.steps)
+    write_summary(out / "summary.md", parts, command, args.steps)
     return 0
 
 
 def write_summary(path: Path, parts: dict[str, dict[str, Path]], command: str, steps: int) -> Path:
-    """docs/ablation.md: how the numbers were made, then each report's table and CED plot."""
+    """OUT/summary.md: how the numbers were made, then each report's table and CED plot (docs/ablation.md links it
+    beside the real-face ablation, training.ablation_real)."""
     lines = ["# Ablation: what each addition of the paper does here", "",
              f"Made by `{command}` ({steps} training steps per row on the 2-core CPU of this project's machines; "
              "the same data, seed and small model for every row). " + __doc__.split("Rows", 1)[1].split("Each is")[0]

@@ -205,25 +205,38 @@ def run_model(model: torch.nn.Module, batch: dict[str, torch.Tensor], crop_scale
       still learns on all of them), so the detector learns on well-framed faces while the STN learns to find them;
     - `tracking_priors`: share of images whose STN starts from a roughly right crop (the box, moved by ~10% and
       scaled by ~20%) instead of the full frame, as it does when tracking from the last frame's crop: it must
-      learn to keep a good crop, not only to zoom in from the frame."""
+      learn to keep a good crop, not only to zoom in from the frame. A model without an STN is cropped there."""
     hw = tuple(batch["image"].shape[-2:])
     box_theta = theta_from_box(batch["crop_box"], hw, crop_scale)
     if not uses_stn:
+        crop_theta = box_theta
+        if tracking_priors > 0:
+            # Without an STN the rough crop is the crop itself: the baseline an STN row is compared with.
+            prior, use = rough_crops(batch, hw, crop_scale, tracking_priors)
+            crop_theta = torch.where(use.view(-1, 1, 1), prior, box_theta)
         return model(batch["image"], batch["queries"], style_ids=batch["style_id"], normals=batch["normals"],
-                     crop_theta=box_theta)
+                     crop_theta=crop_theta)
     kwargs: dict[str, Any] = {}
     batch_size, device = len(box_theta), box_theta.device
     if teacher_crops > 0:
         kwargs.update(teacher_theta=box_theta, teacher_mask=torch.rand(batch_size, device=device) < teacher_crops)
     if tracking_priors > 0:
-        box = batch["box"]
-        centre, size = (box[:, :2] + box[:, 2:]) / 2, (box[:, 2:] - box[:, :2]).amax(-1, keepdim=True)
-        centre = centre + 0.1 * size * torch.randn(batch_size, 2, device=device)
-        size = size * torch.exp(0.2 * torch.randn(batch_size, 1, device=device))
-        prior = theta_from_box(torch.cat([centre - size / 2, centre + size / 2], -1), hw, crop_scale)
-        use = (torch.rand(batch_size, device=device) < tracking_priors) & (batch["is_face"] > 0)
+        prior, use = rough_crops(batch, hw, crop_scale, tracking_priors)
         kwargs["prior_theta"] = torch.where(use.view(-1, 1, 1), prior, full_frame_theta(batch_size, hw, prior))
     return model(batch["image"], batch["queries"], style_ids=batch["style_id"], normals=batch["normals"], **kwargs)
+
+
+def rough_crops(batch: dict[str, torch.Tensor], hw: tuple[int, int], crop_scale: float, share: float
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+    """(theta (B, 2, 3) of the box moved by ~10% and scaled by ~20%, which faces (B,) bool use it: a `share` of
+    them): what a face finder or the last frame gives."""
+    box = batch["box"]
+    batch_size, device = len(box), box.device
+    centre, size = (box[:, :2] + box[:, 2:]) / 2, (box[:, 2:] - box[:, :2]).amax(-1, keepdim=True)
+    centre = centre + 0.1 * size * torch.randn(batch_size, 2, device=device)
+    size = size * torch.exp(0.2 * torch.randn(batch_size, 1, device=device))
+    prior = theta_from_box(torch.cat([centre - size / 2, centre + size / 2], -1), hw, crop_scale)
+    return prior, (torch.rand(batch_size, device=device) < share) & (batch["is_face"] > 0)
 
 
 def load_initial_weights(model: torch.nn.Module, path: str | Path, allow_pickle: bool = False) -> None:
