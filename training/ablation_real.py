@@ -36,7 +36,7 @@ from bench.realfaces.scoring import score_face, summarize
 from core.layouts import SEMANTICS, load_layout
 from core.model import LandmarkDetector
 from core.outputs import OutputError, OutputPlan, write_text
-from core.runtime.images import fit_to_input, read_image, sample_crop
+from core.runtime.images import ImageFit, fit_to_input, read_image, sample_crop
 from core.runtime.session import DEFAULT_CROP_SCALE, crop_zoom, landmark_prior
 from training.checkpoints import load_checkpoint_file, save_checkpoint
 from training.evaluate import load_checkpoint
@@ -47,7 +47,7 @@ log = logging.getLogger("training.ablation_real")
 # The shipped model's landmark stage; a row's variant takes the paper's additions away.
 BASE_MODEL = {"spatial_stride": 4, "backbone_kwargs": {"output_stride": 16}, "stn_iterations": 2,
               "stn_finder": True, "refine_2d": False}
-ROWS: dict[str, str] = {"baseline_2d": "baseline_2d", "stn_2d": "stn_2d", "stn_3d": "stn_3d", "full": "full"}
+ROWS = ("baseline_2d", "stn_2d", "stn_3d", "full")  # core.model.MODEL_VARIANTS, one addition each
 REALFACES = inputs.REALFACES
 TRAIN_MIX = (f"300w:root={REALFACES / '300w_train'},rotate=25,mirror=0.5,val_fraction={inputs.W300_VAL_FRACTION},"
              "weight=1;"
@@ -78,7 +78,7 @@ def row_config(name: str, init: str, synthetic: str, run_root: Path, steps: int,
         "seed": seed,
         "run_dir": str(run_root / name),
         "init_weights": init,
-        "model": {**BASE_MODEL, "variant": ROWS[name]},
+        "model": {**BASE_MODEL, "variant": name},
         # No face-free images: every STN pass then starts from a rough crop, as in evaluation.
         "data": {"train": TRAIN_MIX.format(synthetic=synthetic), "image_size": 256, "queries_per_image": 128,
                  "negatives": 0.0, "teacher_crops": 0.0, "tracking_priors": 1.0, "num_workers": 2},
@@ -96,7 +96,7 @@ class Photo:
     face: inputs.Face
     image: np.ndarray
     fitted: torch.Tensor          # (1, 3, H, W) in [0, 1]
-    fit: Any                      # core.runtime.images.ImageFit
+    fit: ImageFit
     starts: dict[str, np.ndarray]
 
 
