@@ -154,8 +154,8 @@ class SpatialReadout(nn.Module):
         centres = torch.stack([gx.flatten(), gy.flatten()], dim=-1)  # (h*w, 2) crop px
         logits = self.heatmap_logits(hidden, fine, final)
         if prior is not None:
-            # |p - c|^2 = |p|^2 - 2 p.c + |c|^2 as one matmul: the broadcast difference was the graph's costliest
-            # step after the crop sampling (docs/measurements.md).
+            # |p - c|^2 = |p|^2 - 2 p.c + |c|^2: one matmul, where the broadcast difference built a (B, N, h*w, 2)
+            # tensor and reduced it (docs/measurements.md).
             distance2 = ((prior ** 2).sum(-1, keepdim=True) - 2 * prior @ centres.T
                          + (centres ** 2).sum(-1))  # (B, N, h*w)
             logits = logits - distance2 * (0.5 * torch.exp(-2 * self.log_prior_sigma))
