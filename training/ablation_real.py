@@ -23,7 +23,7 @@ import argparse
 import json
 import logging
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -98,6 +98,13 @@ class Photo:
     fitted: torch.Tensor          # (1, 3, H, W) in [0, 1]
     fit: ImageFit
     starts: dict[str, np.ndarray]
+    canvases: dict[int, np.ndarray] = field(default_factory=dict)  # the photo fitted at k times the input, by k
+
+    def canvas(self, zoom: int) -> np.ndarray:
+        """The photo fitted to `zoom` times the model input (made once per zoom: every row reads it)."""
+        if zoom not in self.canvases:
+            self.canvases[zoom] = fit_to_input(self.image, (INPUT_HW[0] * zoom, INPUT_HW[1] * zoom))[0]
+        return self.canvases[zoom]
 
 
 def prepare(face_set: inputs.FaceSet, finder: LandmarkDetector) -> list[Photo]:
@@ -125,8 +132,7 @@ def predict(model: LandmarkDetector, photo: Photo, start: str, queries: torch.Te
             theta = model.stn.passes(photo.fitted, theta)[-1]
         theta_np = theta[0].numpy().astype(np.float64)
         zoom = crop_zoom(theta_np, photo.fit, cs)
-        canvas, _ = fit_to_input(photo.image, (INPUT_HW[0] * zoom, INPUT_HW[1] * zoom))
-        crop = torch.from_numpy(sample_crop(canvas, theta_np, cs))[None]
+        crop = torch.from_numpy(sample_crop(photo.canvas(zoom), theta_np, cs))[None]
         frame = torch.zeros(1, 3, INPUT_HW[0] * zoom, INPUT_HW[1] * zoom)  # only its size is read (the camera's)
         out = model(frame, queries, style_ids=torch.tensor([style_id]), crop_theta=theta, normals=normals,
                     teacher_crop=crop, teacher_mask=torch.ones(1, dtype=torch.bool))
