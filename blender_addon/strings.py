@@ -63,7 +63,7 @@ LAYOUT_LABELS = {"ibug68": "iBUG 68", "ibug68_ls3d": "iBUG 68, as annotated", "w
                  "frl": "FRL 176"}
 LAYOUT_DESCRIPTIONS = {
     "ibug68": "The 68 points of iBUG 300-W (jaw, brows, nose, eyes, lips)",
-    "ibug68_ls3d": ("The 68 points where 300-W's annotators put them, fixed on the face (fitted to 300-W's "
+    "ibug68_ls3d": ("The 68 points where AFLW2000-3D's annotators put them, fixed on the face (fitted to "
                     "research-only labels; use with Canonical semantics)"),
     "frl": "The Face Research Lab template's points (176 of 189)",
     "wflw98": "The 98 points of WFLW",

@@ -123,3 +123,21 @@ def test_command_on_two_faces(tmp_path) -> None:
     text = (tmp_path / "doc.md").read_text()
     assert text.startswith(report.SECTION_TITLE) and "| Ours (small, canonical) |" in text
     assert "| Ours (small, ibug2d) |" in text
+
+
+def test_aflw_faces_are_scored_with_the_layout_fitted_on_the_other_fold() -> None:
+    """Cross-fitting: alternate faces get the two fold layouts, each a loadable 68-point layout that differs from
+    the shipped fit on all photos."""
+    from core.layouts import load_layout
+
+    face_set = inputs.FaceSet("aflw2000_dev", "AFLW2000-3D dev", "canonical", [], layout="ibug68_ls3d",
+                              fold_layouts=tuple(inputs.fold_layout_path(f) for f in range(inputs.FOLDS)))
+    assert [inputs.fold_of(i) for i in range(4)] == [0, 1, 0, 1]
+    assert [face_set.layout_of(i) for i in range(3)] == [inputs.fold_layout_path(0), inputs.fold_layout_path(1),
+                                                         inputs.fold_layout_path(0)]
+    assert inputs.FaceSet("300w_val", "300-W", "ibug2d", []).layout_of(5) == "ibug68"
+    shipped = load_layout("ibug68_ls3d")
+    for fold in range(inputs.FOLDS):
+        layout = load_layout(inputs.fold_layout_path(fold))
+        assert len(layout) == 68 and layout.names == shipped.names
+        assert not np.array_equal(layout.barycentric, shipped.barycentric)

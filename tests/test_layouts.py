@@ -228,21 +228,21 @@ def test_closest_surface_point_matches_brute_force_off_surface(model):
         assert abs(np.linalg.norm(point - hit) - dist.min()) < 1e-6
 
 
-def test_ibug68_ls3d_keeps_the_jaw_and_stays_near_ict(model):
-    """The fitted layout moves only the 51 inner points, by millimetres, and is left-right symmetric."""
+def test_ibug68_ls3d_stays_near_ict(model):
+    """The fitted layout moves the points by millimetres, and is left-right symmetric."""
     ict, fitted = load_layout("ibug68").canonical_points(model), load_layout("ibug68_ls3d").canonical_points(model)
-    np.testing.assert_allclose(fitted[:17], ict[:17], atol=1e-6)
-    moved = np.linalg.norm(fitted[17:] - ict[17:], axis=1)
-    assert moved.max() < 0.6 and np.median(moved) > 0.02
+    moved = np.linalg.norm(fitted - ict, axis=1)
+    assert moved.max() < 0.8 and np.median(moved) > 0.02
     mirror = [16 - i for i in range(17)] + [26 - i for i in range(10)] + [27, 28, 29, 30] + [35, 34, 33, 32, 31] + \
         [45, 44, 43, 42, 47, 46, 39, 38, 37, 36, 41, 40] + [54, 53, 52, 51, 50, 49, 48, 59, 58, 57, 56, 55] + \
         [64, 63, 62, 61, 60, 67, 66, 65]
     asymmetry = np.linalg.norm(fitted[mirror] * [-1, 1, 1] - fitted, axis=1)
-    assert np.median(asymmetry[17:]) < 0.1
+    assert np.median(asymmetry) < 0.1
 
 
 def test_ibug68_ls3d_fit_runs_on_a_tiny_300w_tree(tmp_path):
-    """The builder's fit through a small model: jaw offsets stay zero, the fit lowers its own error."""
+    """The builder's fit through a small model lowers its own error; without free_jaw the jaw stays; a held-out
+    fold is left out of the fit."""
     import torch
 
     from dataset_fixtures import make_300w
@@ -255,5 +255,9 @@ def test_ibug68_ls3d_fit_runs_on_a_tiny_300w_tree(tmp_path):
     checkpoint = tmp_path / "small.pt"
     torch.save({"model": net.state_dict(), "config": {"model": {"variant": "full", **SMALL}}}, checkpoint)
     offsets, errors = fit_offsets(checkpoint, tmp_path / "300w", epochs=8)
-    assert offsets.shape == (68, 3) and not offsets[:17].any() and np.abs(offsets[17:]).max() > 0
+    assert offsets.shape == (68, 3) and np.abs(offsets[:17]).max() > 0 and np.abs(offsets[17:]).max() > 0
     assert errors["after"] < errors["before"]
+    fixed_jaw, _ = fit_offsets(checkpoint, tmp_path / "300w", epochs=1, free_jaw=False)
+    assert not fixed_jaw[:17].any() and np.abs(fixed_jaw[17:]).max() > 0
+    held_out, _ = fit_offsets(checkpoint, tmp_path / "300w", epochs=1, held_out_fold=0)
+    assert not np.allclose(held_out, fit_offsets(checkpoint, tmp_path / "300w", epochs=1)[0])

@@ -6,6 +6,10 @@ Two sets, read in place from ../shared/realfaces (research only: never copied in
 - 300-W validation: the held-out split of `training.data.make_dataset("300w:root=...,val_fraction=0.1",
   split="val")`, the last 10% of the sorted `.pts` files under 300w_train (all HELEN).
 Points are in the pixel convention of conventions.md (a 1-based `.pts` coordinate minus 0.5).
+
+Our `ibug68_ls3d` layout is fitted to AFLW2000-3D dev's labels (assets/layouts/README.md), so on that set each photo
+is scored with a layout fitted on the other fold only (cross-fitting): fold `fold_of(position)` in the order above,
+its layout `fold_layout_path(fold)` (built with the shipped one by `python -m tools.build_layouts ibug68_ls3d`).
 """
 from __future__ import annotations
 
@@ -24,6 +28,18 @@ REALFACES = REPO_DIR.parent / "shared" / "realfaces"
 AFLW2000_DEV = REALFACES / "aflw2000_dev"
 W300_TRAIN = REALFACES / "300w_train"
 W300_VAL_FRACTION = 0.1
+FOLDS = 2
+FOLD_LAYOUTS_DIR = REPO_DIR / "bench" / "realfaces" / "layouts"
+
+
+def fold_of(position: int) -> int:
+    """The cross-fitting fold of the face at this position of its set's order."""
+    return position % FOLDS
+
+
+def fold_layout_path(fold: int) -> Path:
+    """The `ibug68_ls3d` that scores fold `fold` of AFLW2000-3D dev: fitted on the other folds' photos."""
+    return FOLD_LAYOUTS_DIR / f"ibug68_ls3d_fold{fold}.json"
 
 
 @dataclass(frozen=True)
@@ -40,13 +56,19 @@ class Face:
 @dataclass(frozen=True)
 class FaceSet:
     """A benchmark set: its faces, and the semantics and layout our model is asked for on it (the set's
-    annotation convention)."""
+    annotation convention). With `fold_layouts`, the face at position i is asked for `fold_layouts[fold_of(i)]`
+    instead (the cross-fitted versions of `layout`)."""
 
     key: str
     title: str
     semantics: str
     faces: list[Face]
     layout: str = "ibug68"
+    fold_layouts: tuple[Path, ...] = ()
+
+    def layout_of(self, position: int) -> str | Path:
+        """The layout our model is asked for on the face at this position."""
+        return self.fold_layouts[fold_of(position)] if self.fold_layouts else self.layout
 
 
 def gt_pose(mat_path: Path) -> np.ndarray:
@@ -76,11 +98,11 @@ def list_faces(spec: str, split: str, limit: int | None = None) -> list[Face]:
 
 def aflw2000_dev(limit: int | None = None, root: Path = AFLW2000_DEV) -> FaceSet:
     """AFLW2000-3D dev against its `.pts` re-annotation (LS3D-W: 300-W's point definitions, 3D-consistent); our
-    model in its canonical (3D-consistent) semantics on the `ibug68_ls3d` layout (300-W's definitions on the
-    surface)."""
+    model in its canonical (3D-consistent) semantics on the `ibug68_ls3d` layout (LS3D-W's points on the surface),
+    cross-fitted (module docstring)."""
     # The 300-W reader reads the re-annotation's .pts (training.evaluate reads this set the same way).
     return FaceSet("aflw2000_dev", "AFLW2000-3D dev", "canonical", list_faces(f"300w:root={root}", "all", limit),
-                   layout="ibug68_ls3d")
+                   layout="ibug68_ls3d", fold_layouts=tuple(fold_layout_path(f) for f in range(FOLDS)))
 
 
 def w300_val(limit: int | None = None, root: Path = W300_TRAIN) -> FaceSet:

@@ -163,8 +163,9 @@ def section(command: str, models: list[Path], sets: list[FaceSet], methods: dict
     for face_set in sets:
         n = len(face_set.faces)
         what = ("Every other image of AFLW2000-3D, against the LS3D-W manual re-annotation (300-W's point definitions, "
-                "3D-consistent jaw; our layout `ibug68_ls3d` places 300-W's definitions on the face, "
-                "assets/layouts/README.md)"
+                "3D-consistent jaw). Our layout `ibug68_ls3d` is LS3D-W's points on the face, fitted to this set's "
+                "labels (assets/layouts/README.md), so each photo is scored with the layout fitted on the other "
+                "half of the set only (cross-fitting, bench/realfaces/inputs.py)"
                 if face_set.key == "aflw2000_dev" else
                 "The held-out 10% of `300w_train` (`training.data.make_dataset(\"300w:root=...,val_fraction=0.1\", "
                 "split=\"val\")`, all HELEN), 300-W annotation (jaw on the silhouette). dlib's 68-point predictor was "

@@ -48,22 +48,27 @@ def model_names(paths: list[Path]) -> list[str]:
 
 
 def run_ours(model_path: Path, face_set: FaceSet, images: list[np.ndarray]) -> Candidates:
-    """Our model on a set, in the set's semantics and layout (ValueError, as `core.predict`, when the model lacks
-    the semantics)."""
+    """Our model on a set, in the set's semantics and each face's layout (FaceSet.layout_of; ValueError, as
+    `core.predict`, when the model lacks the semantics)."""
     from core.layouts import load_layout
     from core.predict import Runner
     from core.runtime.session import LandmarkModel
 
     model = LandmarkModel(model_path, threads=1)
     model.style_id(face_set.semantics)
-    runner = Runner(model, load_layout(face_set.layout), face_set.semantics, None, False, None, echo=False)
-    for face, image in tqdm(list(zip(face_set.faces, images)), desc=f"{model_path.stem} on {face_set.key}",
-                            unit="face"):
-        runner.image(face.image_path, image)
-    found = sum(bool(entry["faces"]) for entry in runner.entries)
+    runners: dict[str, Runner] = {}
+    entries = []
+    for position, (face, image) in enumerate(tqdm(list(zip(face_set.faces, images)),
+                                                  desc=f"{model_path.stem} on {face_set.key}", unit="face")):
+        layout = str(face_set.layout_of(position))
+        if layout not in runners:
+            runners[layout] = Runner(model, load_layout(layout), face_set.semantics, None, False, None, echo=False)
+        runners[layout].image(face.image_path, image)
+        entries.append(runners[layout].entries[-1])
+    found = sum(bool(entry["faces"]) for entry in entries)
     log.info("%s on %s (%s): a face in %d of %d images", model_path.name, face_set.title, face_set.semantics, found,
-             len(runner.entries))
-    return [entry["faces"] for entry in runner.entries]
+             len(entries))
+    return [entry["faces"] for entry in entries]
 
 
 def mediapipe_rotation(matrix: Any) -> np.ndarray:
