@@ -80,6 +80,7 @@ def test_command_writes_views_the_trainer_reads(tmp_path, layout, monkeypatch) -
     for k in range(3):
         cv2.imwrite(str(photos / f"p{k}.png"), image)
     cv2.imwrite(str(photos / "blank.png"), np.zeros_like(image))
+    (photos / "broken.png").write_bytes(b"not an image")
     points_3d = layout.canonical_points()
 
     class StandIn:

@@ -29,12 +29,16 @@ import logging
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import cv2
 import numpy as np
 
 from core import geometry
 from core.layouts import Layout, load_layout
+
+if TYPE_CHECKING:
+    from core.runtime.session import LandmarkModel
 
 log = logging.getLogger(__name__)
 
@@ -186,7 +190,7 @@ class TurnedFaceRenderer:
 class FaceReader:
     """The model's reading of a photo's most confident face (mirrored and averaged), as the fitted ICT model."""
 
-    def __init__(self, model, layout: Layout) -> None:
+    def __init__(self, model: LandmarkModel, layout: Layout) -> None:
         from core.solve import layout_basis
 
         self.model, self.layout = model, layout
@@ -219,7 +223,7 @@ def make_turned_faces(images: list[Path], out: Path, model_path: str | Path, vie
     """Render `views` turned views of each photo's face into `out` (module docstring); returns how many."""
     from tqdm import tqdm
 
-    from core.runtime.images import read_image
+    from core.runtime.images import ImageReadError, read_image
     from core.runtime.session import LandmarkModel
 
     out.mkdir(parents=True, exist_ok=True)
@@ -234,7 +238,12 @@ def make_turned_faces(images: list[Path], out: Path, model_path: str | Path, vie
     entries, skipped = [], 0
     try:
         for number, path in enumerate(tqdm(images, desc="turned faces", unit="photo")):
-            image = read_image(path)
+            try:
+                image = read_image(path)
+            except ImageReadError as exc:  # one bad photo must not cost the run
+                log.warning("skipped %s", exc)
+                skipped += 1
+                continue
             reading = reader(image)
             if reading is None:
                 skipped += 1
@@ -257,8 +266,8 @@ def make_turned_faces(images: list[Path], out: Path, model_path: str | Path, vie
     labels_path.write_text(json.dumps(entries) + "\n")
     if entries:
         write_sheet(out, out / "sheet.png")
-    log.info("%d turned views of %d photos in %s (%d photos without a sure face)", len(entries), len(images), out,
-             skipped)
+    log.info("%d turned views of %d photos in %s (%d photos unreadable or without a sure face)", len(entries),
+             len(images), out, skipped)
     return len(entries)
 
 
