@@ -4,8 +4,9 @@ the canonical surface, so that they stay 3D-consistent under any pose (300-W's d
 ICT's own landmark vertices (`ibug68`) are one reading of the 300-W definitions; human annotators place the brows,
 eyes, nose and lips a few millimetres elsewhere. With a trained detector frozen, the 68 points' queries are moved in
 canonical space so that its canonical-semantics read-out from the ground-truth box crop lands on the labels of
-`aflw2000_dev` (the LS3D-W re-annotation; each photo also mirrored, with the queries mirrored, so that the layout
-stays symmetric), then snapped onto the face surface. AFLW2000-3D's jaw is 3D-consistent, so it moves too.
+`aflw2000_dev` (the LS3D-W re-annotation; each photo also mirrored, with the queries mirrored, and each offset tied
+to its mirror partner's so that the layout stays symmetric), then snapped onto the face surface. AFLW2000-3D's jaw
+is 3D-consistent, so it moves too (`free_jaw=False` keeps ICT's jaw, for a set whose jaw follows the silhouette).
 
 That set is also our benchmark's, so the benchmark never scores a photo with a layout fitted on it: the photos
 are split into two folds by position (`bench.realfaces.inputs.fold_of`), a layout is fitted on all but each fold
