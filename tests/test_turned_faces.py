@@ -55,9 +55,10 @@ def test_labels_land_where_their_pixels_are_drawn(layout) -> None:
     reading = tf.Reading(geometry.project_canonical(points_3d, K, R, t), points_3d, K, R, t)
     renderer = tf.TurnedFaceRenderer(tf.face_mesh(layout.canonical_points()))
     try:
-        same = renderer.render(image, reading, R)
+        background = tf.fill_face_area(image, reading.points_2d)
+        same = renderer.render(image, background, reading, R)
         turned_R = tf.turned_pose(R, 35.0)
-        turned = renderer.render(image, reading, turned_R)
+        turned = renderer.render(image, background, reading, turned_R)
     finally:
         renderer.release()
     inside = np.zeros(image.shape[:2], np.uint8)

@@ -155,15 +155,16 @@ class TurnedFaceRenderer:
                                             self.ctx.depth_renderbuffer((width, height)))
             self._size = (width, height)
 
-    def render(self, image: np.ndarray, reading: Reading, R_turned: np.ndarray) -> np.ndarray:
-        """The photo (H, W, 3) uint8 with its face turned to R_turned; same camera, same size."""
+    def render(self, image: np.ndarray, background: np.ndarray, reading: Reading, R_turned: np.ndarray
+               ) -> np.ndarray:
+        """The photo (H, W, 3) uint8 with its face turned to R_turned over `background` (`fill_face_area` of the
+        photo); same camera, same size."""
         import moderngl
 
         from training.synth.renderer import projection_from_intrinsics
 
         h, w = image.shape[:2]
         self._target(w, h)
-        background = fill_face_area(image, reading.points_2d)
         photo = self.ctx.texture((w, h), 3, np.ascontiguousarray(image).tobytes())
         photo.repeat_x = photo.repeat_y = False
         cam = reading.points_3d @ R_turned.T + reading.t
@@ -248,12 +249,13 @@ def make_turned_faces(images: list[Path], out: Path, model_path: str | Path, vie
             if reading is None:
                 skipped += 1
                 continue
+            background = fill_face_area(image, reading.points_2d)  # once for all the photo's views
             for view in range(views):
                 turn = pick_turn(reading.R, rng)
                 if turn is None:
                     continue
                 R_turned = turned_pose(reading.R, turn)
-                rendered = renderer.render(image, reading, R_turned)
+                rendered = renderer.render(image, background, reading, R_turned)
                 labels = geometry.project_canonical(reading.points_3d[:68], reading.K, R_turned, reading.t)
                 name = f"{number:06d}_{view}.jpg"
                 cv2.imwrite(str(out / name), cv2.cvtColor(rendered, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, 95])
